@@ -3,3 +3,4 @@
 #pragma once
 
 int qlab_cmd_quant(int argc, char **argv);     /* cmd-quant.c */
+int qlab_cmd_plot(int argc, char **argv);      /* cmd-plot.c */
