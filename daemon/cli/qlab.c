@@ -16,6 +16,7 @@ static const struct cmd cmds[] = {
       "quant IN.npy --bits B --scheme symmetric|asymmetric\n"
       "             --granularity tensor|channel|group:G\n"
       "             --calibration minmax|percentile:P|mse|entropy [--out OUT.npy] [--json]" },
+    { "plot", qlab_cmd_plot, "plot ID --out FILE.png|FILE.svg|FILE.pdf [--db PATH]" },
 };
 
 static void usage(FILE *f)
