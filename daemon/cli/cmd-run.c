@@ -1,0 +1,147 @@
+/* cmd-run.c — `qlab run FILE.yaml`: the daemon's engine in this process, for scripts and
+ * CI. Writes to the same kind of database, shows progress, prints the frontier at the end. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "progress.h"
+#include "qlab-cli.h"
+#include "qlab-engine.h"
+
+struct run_state {
+    pthread_mutex_t mu;
+    qlab_progress prog;
+    int quiet;
+    int64_t id;
+};
+
+static void on_event(void *ctx, const qlab_engine_event *ev)
+{
+    struct run_state *st = ctx;
+    pthread_mutex_lock(&st->mu);
+    switch (ev->type) {
+    case QLAB_EV_EXPERIMENT_STARTED:
+        qlab_progress_fp32(&st->prog, ev->accuracy);
+        if (!st->quiet) {
+            char b[32];
+            qlab_format_bytes(ev->total_bytes, b, sizeof(b));
+            fprintf(stderr, "%sFP32 baseline: %.2f%% top-1, %s; %d runs\n",
+                    st->prog.tty ? "\r\033[K" : "", ev->accuracy, b, ev->runs_total);
+        }
+        break;
+    case QLAB_EV_RUN_FINISHED:
+        if (!st->quiet)
+            qlab_progress_run(&st->prog, ev->runs_done, ev->runs_total, ev->bits, ev->accuracy,
+                              ev->total_bytes);
+        break;
+    case QLAB_EV_RUN_FAILED:
+        if (!st->quiet) {
+            fprintf(stderr, "%srun %lld (%s) failed: %s\n", st->prog.tty ? "\r\033[K" : "",
+                    (long long)ev->run_id, ev->label, ev->message);
+            qlab_progress_run(&st->prog, ev->runs_done, ev->runs_total, ev->bits, -1, 0);
+        }
+        break;
+    case QLAB_EV_LOG:
+        fprintf(stderr, "%sqlab: %s\n", st->prog.tty ? "\r\033[K" : "", ev->message);
+        break;
+    default:
+        break;
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
+int qlab_cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "db", required_argument, NULL, 'd' },
+        { "workers", required_argument, NULL, 'w' },
+        { "quiet", no_argument, NULL, 'q' },
+        { "format", required_argument, NULL, 'f' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *db = NULL, *format = "table";
+    int workers = 0, quiet = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "q", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': db = optarg; break;
+        case 'w': workers = atoi(optarg); break;
+        case 'q': quiet = 1; break;
+        case 'f': format = optarg; break;
+        case 'h':
+            printf("usage: qlab run FILE.yaml [--db PATH] [--workers N] [--quiet]\n"
+                   "                [--format table|csv|json]\n\n"
+                   "Runs the experiment in this process (no daemon) into the database\n"
+                   "(default ./qlab.db), showing progress, then prints its frontier.\n");
+            return 0;
+        default:
+            return 2;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "qlab: run: which experiment file? (qlab run FILE.yaml)\n");
+        return 2;
+    }
+    const char *file = argv[optind];
+    char path[4096];
+    if (qlab_cli_db_path(db, path, sizeof(path)) < 0)
+        return 1;
+
+    qlab_err err = { 0 };
+    qlab_store *s = NULL;
+    int r = qlab_store_open(&s, path, 0, &err);
+    if (r < 0) {
+        fprintf(stderr, "qlab: %s: %s\n", path, err.msg[0] ? err.msg : strerror(-r));
+        return 1;
+    }
+    struct run_state st = { .quiet = quiet };
+    pthread_mutex_init(&st.mu, NULL);
+    qlab_progress_init(&st.prog, stderr, 0);
+    qlab_engine_opts eo = { .workers = workers, .on_event = on_event, .event_ctx = &st,
+                            .only_own = 1 };
+    qlab_engine *e = NULL;
+    r = qlab_engine_new(&e, s, &eo, &err);
+    if (r < 0) {
+        fprintf(stderr, "qlab: %s\n", err.msg[0] ? err.msg : strerror(-r));
+        qlab_store_close(s);
+        return 1;
+    }
+    int64_t id = 0;
+    r = qlab_engine_submit_file(e, file, &id, &err);
+    if (r < 0) {
+        fprintf(stderr, "qlab: %s\n", err.msg[0] ? err.msg : strerror(-r));
+        qlab_engine_free(e);
+        qlab_store_close(s);
+        return 1;
+    }
+    pthread_mutex_lock(&st.mu);
+    st.prog.experiment_id = id;
+    pthread_mutex_unlock(&st.mu);
+    if (!quiet)
+        fprintf(stderr, "experiment %lld submitted from %s into %s\n", (long long)id, file, path);
+    qlab_engine_wait(e, id);
+    qlab_engine_free(e);
+
+    qlab_experiment_row row = { 0 };
+    int rc = 0;
+    if (qlab_store_get_experiment(s, id, &row, &err) == 0) {
+        if (!quiet)
+            qlab_progress_end(&st.prog, qlab_status_name(row.status));
+        if (row.status == QLAB_STATUS_FAILED) {
+            fprintf(stderr, "qlab: experiment %lld failed: %s\n", (long long)id,
+                    row.error ? row.error : "unknown error");
+            rc = 1;
+        }
+        qlab_experiment_row_clear(&row);
+    }
+    if (rc == 0)
+        rc = qlab_print_frontier(s, id, format, stdout);
+    qlab_store_close(s);
+    pthread_mutex_destroy(&st.mu);
+    return rc;
+}

@@ -1,0 +1,88 @@
+/* qgemm-avx512vnni.c — 12 x 16 int8 GEMM tile with AVX512-VNNI vpdpbusd on zmm (built
+ * with -mavx2 -mavx512f -mavx512bw -mavx512vl -mavx512vnni only).
+ *
+ * Same packed layout as the AVX-VNNI kernel (KR = 4, a 16-column group is 64 bytes: one
+ * zmm), so one load of W and one vpdpbusd per row and group. Exactness is the AVX-VNNI
+ * argument (qgemm-avxvnni.c): four u8 x s8 products summed into int32 without
+ * intermediate saturation, exact for k <= QLAB_QGEMM_K_MAX. The epilogue does on one zmm
+ * what the shared AVX2 one does on two ymm: the same float32 operations in the same
+ * order (cvtdq2ps, add bias/ws, mul, cvtps2dq under the default MXCSR, wrapping add of
+ * the zero point, clamp), so the bytes equal every other level's.
+ *
+ * Speed: with A already u8 (packed, or u8 input) the broadcast is a pure load
+ * (vpbroadcastd from memory); the s8-in-place variant needs the ^ 0x80 on a GPR and a
+ * broadcast from it, which is a port-5 uop competing with vpdpbusd, hence two
+ * specialisations of one inline body. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "qgemm-private.h"
+
+#define MR QGEMM_MR_512
+
+static inline __attribute__((always_inline)) __m512i bcast(const unsigned char *p, uint32_t x,
+                                                           int do_xor)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return _mm512_set1_epi32((int32_t)(do_xor ? v ^ x : v));
+}
+
+static inline void store_row(const qgemm_tile *t, size_t r, __m512i acc)
+{
+    acc = _mm512_add_epi32(acc, _mm512_loadu_si512((const void *)t->colcorr));
+    if (t->wz)
+        acc = _mm512_sub_epi32(acc, _mm512_mullo_epi32(_mm512_loadu_si512((const void *)t->wz),
+                                                       _mm512_set1_epi32(t->rowsum[r])));
+    const __mmask16 mask = (__mmask16)((1u << t->nr) - 1);
+    if (t->c32) {
+        _mm512_mask_storeu_epi32(t->c32 + r * t->ldc, mask, acc);
+        return;
+    }
+    __m512 f = _mm512_cvtepi32_ps(acc);
+    f = _mm512_add_ps(f, _mm512_loadu_ps(t->bias_over));
+    f = _mm512_mul_ps(f, _mm512_loadu_ps(t->mult));
+    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), _mm512_set1_epi32(t->out_zp));
+    q = _mm512_max_epi32(q, _mm512_set1_epi32(t->lo));
+    q = _mm512_min_epi32(q, _mm512_set1_epi32(t->hi));
+    /* values are in [lo, hi] within int8: the truncating down-convert is exact */
+    __m128i b = _mm_xor_si128(_mm512_cvtepi32_epi8(q), _mm_set1_epi8((char)t->out_xor));
+    _mm_mask_storeu_epi8(t->c8 + r * t->ldc, mask, b);
+}
+
+static inline __attribute__((always_inline)) void tile(const qgemm_tile *t, int do_xor)
+{
+    const unsigned char *a[MR];
+    for (size_t r = 0; r < MR; r++)
+        a[r] = (const unsigned char *)t->a + (r < t->mr ? r : 0) * t->a_stride;
+    const int8_t *w = t->w;
+    const uint32_t ax = t->a_xor;
+    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0,
+            c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+    for (size_t off = 0, end = 4 * t->kgroups; off < end; off += 4, w += 4 * QGEMM_NR) {
+        const __m512i wv = _mm512_loadu_si512((const void *)w);
+        c0 = _mm512_dpbusd_epi32(c0, bcast(a[0] + off, ax, do_xor), wv);
+        c1 = _mm512_dpbusd_epi32(c1, bcast(a[1] + off, ax, do_xor), wv);
+        c2 = _mm512_dpbusd_epi32(c2, bcast(a[2] + off, ax, do_xor), wv);
+        c3 = _mm512_dpbusd_epi32(c3, bcast(a[3] + off, ax, do_xor), wv);
+        c4 = _mm512_dpbusd_epi32(c4, bcast(a[4] + off, ax, do_xor), wv);
+        c5 = _mm512_dpbusd_epi32(c5, bcast(a[5] + off, ax, do_xor), wv);
+        c6 = _mm512_dpbusd_epi32(c6, bcast(a[6] + off, ax, do_xor), wv);
+        c7 = _mm512_dpbusd_epi32(c7, bcast(a[7] + off, ax, do_xor), wv);
+        c8 = _mm512_dpbusd_epi32(c8, bcast(a[8] + off, ax, do_xor), wv);
+        c9 = _mm512_dpbusd_epi32(c9, bcast(a[9] + off, ax, do_xor), wv);
+        c10 = _mm512_dpbusd_epi32(c10, bcast(a[10] + off, ax, do_xor), wv);
+        c11 = _mm512_dpbusd_epi32(c11, bcast(a[11] + off, ax, do_xor), wv);
+    }
+    const __m512i c[MR] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
+    for (size_t r = 0; r < t->mr; r++)
+        store_row(t, r, c[r]);
+}
+
+void qlab_qgemm_tile_avx512vnni(const qgemm_tile *t)
+{
+    if (t->a_xor)
+        tile(t, 1);
+    else
+        tile(t, 0);
+}

@@ -1,0 +1,22 @@
+/* gui-fixture.h — builds results databases for the GUI tests, the benchmark and the
+ * screenshots, from daemon/store/schema.sql itself so the fixture always matches the
+ * schema the daemon writes. */
+#pragma once
+
+#include <stdint.h>
+
+#define FIXTURE_LAYERS 3
+#define FIXTURE_NBINS 48
+
+/* Experiment 1 "mlp-sweep": a full grid (bits 2..8 x scheme x granularity x calibration x
+ * activations) of done runs plus one pending and one failed run, with layer metrics and
+ * weight/output histograms. Experiment 2 "cnn-small": 8 done runs. When big_runs > 0,
+ * experiment 3 "synthetic-100k" gets that many done runs (no per-layer rows).
+ * Returns 0 or a negative errno; msg (256 bytes) says why. */
+int fixture_create(const char *db_path, const char *schema_path, long big_runs, char *msg);
+/* Number of done runs of experiment 1 (its plot must show this many points). */
+int fixture_exp1_done(void);
+/* The stored count of bin b of the histogram of run_seq (0-based position among the runs
+ * of experiment 1), layer l, tensor t (0 weight, 1 output). */
+uint32_t fixture_hist_count(long run_seq, int l, int t, int b);
+extern const char *const fixture_layer_names[FIXTURE_LAYERS];
