@@ -37,7 +37,7 @@ typedef struct qlab_plot_point {
     int64_t run_id;
     double bytes; /* runs.total_bytes */
     double bpw; /* runs.bits_per_weight */
-    double accuracy; /* 0..1 */
+    double accuracy; /* fraction 0..1 (runs.accuracy is percent: qlab-results converts) */
     uint16_t group_size; /* 0 unless granularity is group */
     uint8_t bits;
     uint8_t act_bits; /* 0: FP32 activations */
@@ -55,7 +55,7 @@ typedef struct qlab_plot_filter {
 typedef struct qlab_plot_data {
     qlab_plot_point *points;
     size_t n;
-    double fp32_accuracy; /* NaN when unknown */
+    double fp32_accuracy; /* fraction 0..1, like the points; NaN when unknown */
     double fp32_bytes; /* 0 when unknown */
     char title[160];
     qlab_plot_filter filter; /* the last one applied */

@@ -23,6 +23,13 @@ static double real_or_nan(sqlite3_stmt *st, int i)
     return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
 }
 
+/* The database stores accuracy in percent (schema.sql: runs.accuracy 0..100,
+ * experiments.fp32_accuracy); the plot works in fractions. This is the one conversion. */
+static double percent_to_fraction(double percent)
+{
+    return percent / 100.0;
+}
+
 int qlab_results_open(const char *path, sqlite3 **out, qlab_err *err)
 {
     sqlite3 *db = NULL;
@@ -79,9 +86,7 @@ static void exp_row(sqlite3_stmt *st, qlab_results_exp *r)
     r->runs_total = sqlite3_column_int64(st, 3);
     r->runs_done = sqlite3_column_int64(st, 4);
     r->runs_failed = sqlite3_column_int64(st, 5);
-    r->fp32_accuracy = real_or_nan(st, 6);
-    if (r->fp32_accuracy > 1.5) /* stored in percent, not as the schema's fraction */
-        r->fp32_accuracy /= 100;
+    r->fp32_accuracy = percent_to_fraction(real_or_nan(st, 6));
     r->fp32_bytes = sqlite3_column_double(st, 7);
 }
 
@@ -184,7 +189,7 @@ int qlab_results_load_runs(sqlite3 *db, int64_t experiment_id, qlab_plot_data *o
             .run_id = sqlite3_column_int64(st, 0),
             .bytes = sqlite3_column_double(st, 1),
             .bpw = real_or_nan(st, 2),
-            .accuracy = sqlite3_column_double(st, 3),
+            .accuracy = percent_to_fraction(sqlite3_column_double(st, 3)),
             .bits = (uint8_t)sqlite3_column_int(st, 4),
             .act_bits = (uint8_t)sqlite3_column_int(st, 5),
             .scheme = (uint8_t)(s < 0 ? 0 : s),
@@ -199,15 +204,6 @@ int qlab_results_load_runs(sqlite3 *db, int64_t experiment_id, qlab_plot_data *o
         free(v);
         return db_error(db, err, "runs");
     }
-    /* The schema stores accuracy as a fraction (0..1). A writer that stored percent is
-     * recognised by values above 1 and scaled (exp_row does the same for fp32_accuracy),
-     * so the axes still read in percent. */
-    double top = 0;
-    for (size_t i = 0; i < m; i++)
-        top = fmax(top, v[i].accuracy);
-    if (top > 1.5)
-        for (size_t i = 0; i < m; i++)
-            v[i].accuracy /= 100;
     qlab_plot_data_set_points(out, v, m);
     return 0;
 }
@@ -251,14 +247,6 @@ static int run_summary(sqlite3 *db, int64_t run_id, qlab_results_run *out, qlab_
                    ? qlab_err_set(err, -ENOENT, "no run with id %lld", (long long)run_id)
                    : db_error(db, err, "run");
     }
-    /* Accuracy columns are fractions; see qlab_results_load_runs for percent. */
-    double acc_scale = 1;
-    for (int i = 0; i < sqlite3_column_count(st); i++) {
-        const char *name = sqlite3_column_name(st, i);
-        if ((!strcmp(name, "accuracy") || !strcmp(name, "fp32_accuracy")) &&
-            sqlite3_column_type(st, i) != SQLITE_NULL && sqlite3_column_double(st, i) > 1.5)
-            acc_scale = 0.01;
-    }
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -279,10 +267,11 @@ static int run_summary(sqlite3 *db, int64_t run_id, qlab_results_run *out, qlab_
                      !strcmp(name, "fp32_accuracy");
         int is_bytes = strstr(name, "bytes") != NULL;
         if (is_acc) {
-            /* Only the delta is signed: "accuracy_delta: -0.0004 (-0.04%)". */
+            /* Printed as stored, in percent; the delta is a difference of percentages,
+             * so percentage points: "accuracy: 86.57%", "accuracy_delta: -1.59 pp". */
             int delta = !strcmp(name, "accuracy_delta");
-            double a = sqlite3_column_double(st, i) * acc_scale;
-            fprintf(f, delta ? "%s: %+.4f (%+.2f%%)\n" : "%s: %.4f (%.2f%%)\n", name, a, 100 * a);
+            fprintf(f, delta ? "%s: %+.2f pp\n" : "%s: %.2f%%\n", name,
+                    sqlite3_column_double(st, i));
         } else if (is_bytes) {
             char b[32];
             qlab_plot_format_bytes(sqlite3_column_double(st, i), b, sizeof(b));

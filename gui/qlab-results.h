@@ -16,7 +16,7 @@ typedef struct qlab_results_exp {
     char *name;
     char *status;
     int64_t runs_total, runs_done, runs_failed;
-    double fp32_accuracy; /* NaN when not measured yet */
+    double fp32_accuracy; /* fraction 0..1 (the database's percent / 100); NaN: not measured */
     double fp32_bytes; /* 0 when unknown */
 } qlab_results_exp;
 
@@ -37,7 +37,8 @@ typedef struct qlab_results_hist {
 
 typedef struct qlab_results_run {
     int64_t id;
-    char *summary; /* "key: value" lines: configuration, accuracy, bytes, kernel, ... */
+    char *summary; /* "key: value" lines: configuration, accuracy ("86.57%"), accuracy_delta
+                    * ("-1.59 pp"), bytes, kernel, ... */
     char *manifest; /* JSON text or NULL */
     qlab_results_layer *layers; /* in model order */
     size_t n_layers;
@@ -56,7 +57,8 @@ void qlab_results_exps_free(qlab_results_exp *rows, size_t n);
 int qlab_results_experiment(sqlite3 *db, int64_t id, qlab_results_exp *row, qlab_err *err);
 
 /* The done runs with an accuracy, all flagged visible, plus the FP32 baseline and title.
- * out is cleared first; normalise it before drawing. */
+ * The database stores accuracy in percent; points and baseline come back as fractions
+ * (qlab_plot_point.accuracy, 0..1). out is cleared first; normalise it before drawing. */
 int qlab_results_load_runs(sqlite3 *db, int64_t experiment_id, qlab_plot_data *out, qlab_err *err);
 
 int qlab_results_run_detail(sqlite3 *db, int64_t run_id, qlab_results_run *out, qlab_err *err);

@@ -11,6 +11,7 @@
 #include "progress.h"
 #include "qlab-cli.h"
 #include "qlab-engine.h"
+#include "qlab-experiment.h"
 
 struct run_state {
     pthread_mutex_t mu;
@@ -92,9 +93,18 @@ int qlab_cmd_run(int argc, char **argv)
     if (qlab_cli_db_path(db, path, sizeof(path)) < 0)
         return 1;
 
+    /* Check the experiment before touching the database: a bad file leaves no trace. */
     qlab_err err = { 0 };
+    qlab_experiment *x = NULL;
+    int r = qlab_experiment_load(&x, file, &err);
+    if (r < 0) {
+        fprintf(stderr, "qlab: %s\n", err.msg[0] ? err.msg : strerror(-r));
+        return 1;
+    }
+    qlab_experiment_free(x);
+
     qlab_store *s = NULL;
-    int r = qlab_store_open(&s, path, 0, &err);
+    r = qlab_store_open(&s, path, 0, &err);
     if (r < 0) {
         fprintf(stderr, "qlab: %s: %s\n", path, err.msg[0] ? err.msg : strerror(-r));
         return 1;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "qlab-quant.h"
+#include "qlab-shm-quant.h"
 #include "qlab-shm.h"
 #include "qlabd-private.h"
 
@@ -146,81 +147,16 @@ static int h_list(void *ud, const qlab_shm_request *req, qlab_msg_reply *rep)
     return 0;
 }
 
-/* Zero-copy quantize: the tensor is read from the client's data area once, into private
- * memory (the client may rewrite the area at any time: the numbers are untrusted, so the
- * copy is what gets validated and quantized), and the results are written back there. */
+/* Zero-copy quantize: the shm library's core-backed handler checks every output range
+ * against the request and the data area, and copies the tensor to private memory first
+ * wherever a pass depends on the data (shm/qlab-shm-quant.h). It runs on the server
+ * thread, whose scratch buffers it reuses. */
+static qlab_shm_quant_scratch quant_scratch;
+
 static int h_quant(void *ud, const qlab_shm_request *req, qlab_msg_reply *rep)
 {
     (void)ud;
-    const qlab_msg_quant *q = &req->msg->u.quant;
-    qlab_qconfig cfg;
-    qlab_qconfig_init(&cfg);
-    cfg.bits = (int)q->bits;
-    cfg.scheme = q->scheme == QLAB_PROTO_ASYMMETRIC ? QLAB_SCHEME_ASYMMETRIC
-                                                           : QLAB_SCHEME_SYMMETRIC;
-    cfg.granularity = q->granularity == QLAB_PROTO_GRAN_CHANNEL ? QLAB_GRAN_CHANNEL
-                      : q->granularity == QLAB_PROTO_GRAN_GROUP ? QLAB_GRAN_GROUP
-                                                                : QLAB_GRAN_TENSOR;
-    cfg.group_size = q->group_size ? (int)q->group_size : 128;
-    cfg.calibration = q->calibration == QLAB_PROTO_CALIB_PERCENTILE ? QLAB_CALIB_PERCENTILE
-                      : q->calibration == QLAB_PROTO_CALIB_MSE      ? QLAB_CALIB_MSE
-                      : q->calibration == QLAB_PROTO_CALIB_ENTROPY  ? QLAB_CALIB_ENTROPY
-                                                                    : QLAB_CALIB_MINMAX;
-    cfg.percentile = q->percentile;
-    if (qlab_qconfig_validate(&cfg) < 0) {
-        snprintf(rep->text, sizeof(rep->text), "invalid quantization configuration");
-        return -EINVAL;
-    }
-    size_t rows = (size_t)q->rows, cols = (size_t)q->cols, n = rows * cols;
-    float *x = malloc(n * sizeof(float));
-    float *y = malloc(n * sizeof(float));
-    int16_t *codes = malloc(n * sizeof(int16_t));
-    qlab_qparams p = { 0 };
-    int r = -ENOMEM;
-    if (!x || !y || !codes)
-        goto out;
-    memcpy(x, req->data + q->in_off, n * sizeof(float));
-    qlab_metrics m = { 0 };
-    r = qlab_fake_quant(x, rows, cols, &cfg, y, &p, &m);
-    if (r == -EDOM) {
-        snprintf(rep->text, sizeof(rep->text), "the tensor holds NaN or Inf");
-        goto out;
-    }
-    if (r < 0) {
-        snprintf(rep->text, sizeof(rep->text), "cannot quantize: %s", strerror(-r));
-        goto out;
-    }
-    r = qlab_quantize(x, rows, cols, &cfg, &p, codes);
-    if (r < 0)
-        goto out;
-    memcpy(req->data + q->deq_off, y, n * sizeof(float));
-    if (cfg.bits <= 8) {
-        unsigned char *dst = req->data + q->codes_off;
-        for (size_t i = 0; i < n; i++)
-            dst[i] = (unsigned char)(int8_t)codes[i];
-    } else {
-        memcpy(req->data + q->codes_off, codes, n * sizeof(int16_t));
-    }
-    if (q->scales_len) {
-        size_t ns = p.nblocks;
-        memcpy(req->data + q->scales_off, p.scale, ns * sizeof(float));
-        memcpy(req->data + q->scales_off + ns * sizeof(float), p.zero_point,
-               ns * sizeof(int32_t));
-    }
-    rep->u.metrics.mse = m.mse;
-    rep->u.metrics.sqnr_db = m.sqnr_db;
-    rep->u.metrics.max_abs_error = m.max_abs_error;
-    rep->u.metrics.scale = p.scale[0];
-    rep->u.metrics.zero_point = p.zero_point[0];
-    rep->u.metrics.nscales = p.nblocks;
-    rep->u.metrics.bytes = qlab_quant_bytes(rows, cols, &cfg);
-    r = 0;
-out:
-    qlab_qparams_free(&p);
-    free(x);
-    free(y);
-    free(codes);
-    return r;
+    return qlab_shm_quant_core(&quant_scratch, req, rep);
 }
 
 static void h_gone(void *ud, uint64_t client_id)
@@ -269,6 +205,7 @@ void qlabd_ipc_stop(qlabd *d)
 {
     qlab_shm_server *s = __atomic_exchange_n(&d->ipc, NULL, __ATOMIC_ACQ_REL);
     qlab_shm_server_free(s);
+    qlab_shm_quant_scratch_free(&quant_scratch);
 }
 
 void qlabd_ipc_event(qlabd *d, const qlab_engine_event *ev)

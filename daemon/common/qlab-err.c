@@ -4,6 +4,8 @@
 #include <string.h>
 
 static int vset(qlab_err *err, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static int vset(qlab_err *err, int code, const char *fmt, va_list ap)
 {
     if (!err)
         return code;

@@ -129,7 +129,7 @@ int qlab_abs_histogram(const float *x, size_t n, int nbins, double hist_max, uin
         qlab_quant_dsp_get()->abs_hist(x, n, scale, nbins, hist);
         return 0;
     }
-    unsigned maxc = qlab_threads() > 64 ? 64 : qlab_threads();
+    const unsigned maxc = 64;   /* chunk indexes are below qlab_threads() <= 64 */
     hist_job J = { .x = x, .n = n, .scale = scale };
     J.h = calloc((size_t)(maxc + 1) * ENTROPY_BINS, sizeof(uint64_t));
     if (!J.h)

@@ -40,8 +40,9 @@ typedef struct qlab_fq_args {
 } qlab_fq_args;
 
 typedef struct qlab_quant_dsp {
-    /* q[i] = clamp(nearbyintf(x[i] * a->inv_scale) + a->zp, qmin, qmax) */
-    void (*quantize)(const float *x, size_t n, const qlab_fq_args *a, int16_t *q);
+    /* q[i] = clamp(nearbyintf(x[i] * a->inv_scale) + a->zp, qmin, qmax) (NaN -> qmin);
+     * returns nonzero when some x[i] is NaN or Inf. */
+    int (*quantize)(const float *x, size_t n, const qlab_fq_args *a, int16_t *q);
     /* y[i] = (float)(q[i] - zp) * scale */
     void (*dequantize)(const int16_t *q, size_t n, const qlab_fq_args *a, float *y);
     /* y = dequantize(quantize(x)) (y may be NULL), stats overwritten, hist accumulated. */

@@ -22,11 +22,15 @@ static inline float quant1(float x, const qlab_fq_args *a, float *raw)
     return q;
 }
 
-static void quantize_c(const float *x, size_t n, const qlab_fq_args *a, int16_t *q)
+static int quantize_c(const float *x, size_t n, const qlab_fq_args *a, int16_t *q)
 {
     float raw;
-    for (size_t i = 0; i < n; i++)
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
         q[i] = (int16_t)quant1(x[i], a, &raw);
+        bad |= !isfinite(x[i]);
+    }
+    return bad;
 }
 
 static void dequantize_c(const int16_t *q, size_t n, const qlab_fq_args *a, float *y)

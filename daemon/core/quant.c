@@ -69,7 +69,6 @@ typedef struct job {
     const int16_t *codes_in;
     int16_t *codes;
     float *y;
-    int check;                  /* verify x is finite, tile by tile */
     int inplace;                /* y == x: streaming stores would evict lines just read */
     qlab_fq_stats *tile_stats;  /* JOB_FAKE: one per tile */
     uint64_t *hist;             /* JOB_FAKE with histogram: nbins per chunk */
@@ -93,13 +92,6 @@ static void run_tiles(void *ctx, size_t tb, size_t te, unsigned chunk)
     const qlab_quant_dsp *d = J->dsp;
     for (size_t t = tb; t < te; t++) {
         size_t b = t * QLAB_TILE, e = b + QLAB_TILE < J->L.n ? b + QLAB_TILE : J->L.n;
-        if (J->check) {
-            float am;
-            if (d->absmax(J->x + b, e - b, &am)) {
-                J->bad[chunk] = 1;
-                return;
-            }
-        }
         qlab_fq_stats ts = {0};
         for (size_t i = b; i < e;) {
             size_t blk, se = span_end(&J->L, i, &blk);
@@ -108,7 +100,8 @@ static void run_tiles(void *ctx, size_t tb, size_t te, unsigned chunk)
             const qlab_fq_args *a = &J->args[blk];
             switch (J->kind) {
             case JOB_QUANTIZE:
-                d->quantize(J->x + i, se - i, a, J->codes + i);
+                if (d->quantize(J->x + i, se - i, a, J->codes + i))
+                    J->bad[chunk] = 1;
                 break;
             case JOB_DEQUANTIZE:
                 d->dequantize(J->codes_in + i, se - i, a, J->y + i);
@@ -141,9 +134,9 @@ static void run_tiles(void *ctx, size_t tb, size_t te, unsigned chunk)
 static int run_job(job *J, qlab_fq_stats *st, uint64_t *hist_out)
 {
     size_t ntiles = (J->L.n + QLAB_TILE - 1) / QLAB_TILE;
-    unsigned maxc = qlab_threads();
-    if (maxc > 64)
-        maxc = 64;
+    /* Chunk indexes are below qlab_threads() <= 64; size for the bound, not the current
+     * setting, which another thread may change meanwhile. */
+    const unsigned maxc = 64;
     memset(J->bad, 0, sizeof(J->bad));
     J->tile_stats = NULL;
     J->hist = NULL;
@@ -222,8 +215,7 @@ int qlab_quantize(const float *x, size_t rows, size_t cols, const qlab_qconfig *
     int r = check_shape(rows, cols, cfg, p);
     if (r < 0 || !p || (rows * cols != 0 && (!x || !codes)))
         return r < 0 ? r : -EINVAL;
-    job J = { .kind = JOB_QUANTIZE, .dsp = qlab_quant_dsp_get(), .x = x, .codes = codes,
-              .check = 1 };
+    job J = { .kind = JOB_QUANTIZE, .dsp = qlab_quant_dsp_get(), .x = x, .codes = codes };
     layout_init(&J.L, rows, cols, cfg);
     qlab_fq_args *a;
     if ((r = make_args(cfg, p, rows * cols, &a)) < 0)
@@ -280,7 +272,6 @@ static int fake_with_args(job *J, float *out, qlab_metrics *m)
     J->dsp = qlab_quant_dsp_get();
     J->y = out;
     J->inplace = out == J->x;
-    J->check = 0;   /* NaN/Inf show up in the sums instead (see qlab_fake_quant_params) */
     J->nbins = 0;
     if (want_hist && !auto_range) {
         J->nbins = m->nbins;

@@ -6,7 +6,7 @@
 void qlab_pad_hwc_s8(const int8_t *img, size_t h, size_t w, size_t c, size_t pad,
                      int8_t pad_value, int8_t *out)
 {
-    size_t wp = w + 2 * pad, hp = h + 2 * pad;
+    size_t wp = w + 2 * pad;
     memset(out, pad_value, pad * wp * c);
     memset(out + (pad + h) * wp * c, pad_value, pad * wp * c);
     for (size_t y = 0; y < h; y++) {
@@ -15,7 +15,6 @@ void qlab_pad_hwc_s8(const int8_t *img, size_t h, size_t w, size_t c, size_t pad
         memcpy(row + pad * c, img + y * w * c, w * c);
         memset(row + (pad + w) * c, pad_value, pad * c);
     }
-    (void)hp;
 }
 
 void qlab_im2col_hwc_s8(const int8_t *img, size_t h, size_t w, size_t c, size_t kh,

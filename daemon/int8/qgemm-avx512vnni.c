@@ -50,39 +50,55 @@ static inline void store_row(const qgemm_tile *t, size_t r, __m512i acc)
     _mm_mask_storeu_epi8(t->c8 + r * t->ldc, mask, b);
 }
 
-static inline __attribute__((always_inline)) void tile(const qgemm_tile *t, int do_xor)
+/* R rows (a compile-time constant in each instantiation, so the accumulators stay in
+ * registers): tiles with few valid rows (GEMV, edges) run a narrower body instead of
+ * computing MR rows and discarding most. */
+static inline __attribute__((always_inline)) void tile(const qgemm_tile *t, int do_xor,
+                                                       const size_t R)
 {
     const unsigned char *a[MR];
-    for (size_t r = 0; r < MR; r++)
+    for (size_t r = 0; r < R; r++)
         a[r] = (const unsigned char *)t->a + (r < t->mr ? r : 0) * t->a_stride;
     const int8_t *w = t->w;
     const uint32_t ax = t->a_xor;
-    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0,
-            c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+    __m512i c[MR];
+#pragma GCC unroll 12
+    for (size_t r = 0; r < R; r++)
+        c[r] = _mm512_setzero_si512();
     for (size_t off = 0, end = 4 * t->kgroups; off < end; off += 4, w += 4 * QGEMM_NR) {
         const __m512i wv = _mm512_loadu_si512((const void *)w);
-        c0 = _mm512_dpbusd_epi32(c0, bcast(a[0] + off, ax, do_xor), wv);
-        c1 = _mm512_dpbusd_epi32(c1, bcast(a[1] + off, ax, do_xor), wv);
-        c2 = _mm512_dpbusd_epi32(c2, bcast(a[2] + off, ax, do_xor), wv);
-        c3 = _mm512_dpbusd_epi32(c3, bcast(a[3] + off, ax, do_xor), wv);
-        c4 = _mm512_dpbusd_epi32(c4, bcast(a[4] + off, ax, do_xor), wv);
-        c5 = _mm512_dpbusd_epi32(c5, bcast(a[5] + off, ax, do_xor), wv);
-        c6 = _mm512_dpbusd_epi32(c6, bcast(a[6] + off, ax, do_xor), wv);
-        c7 = _mm512_dpbusd_epi32(c7, bcast(a[7] + off, ax, do_xor), wv);
-        c8 = _mm512_dpbusd_epi32(c8, bcast(a[8] + off, ax, do_xor), wv);
-        c9 = _mm512_dpbusd_epi32(c9, bcast(a[9] + off, ax, do_xor), wv);
-        c10 = _mm512_dpbusd_epi32(c10, bcast(a[10] + off, ax, do_xor), wv);
-        c11 = _mm512_dpbusd_epi32(c11, bcast(a[11] + off, ax, do_xor), wv);
+#pragma GCC unroll 12
+        for (size_t r = 0; r < R; r++)
+            c[r] = _mm512_dpbusd_epi32(c[r], bcast(a[r] + off, ax, do_xor), wv);
     }
-    const __m512i c[MR] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
     for (size_t r = 0; r < t->mr; r++)
         store_row(t, r, c[r]);
 }
 
+#define TILE_R(R)                                                                           \
+    static void tile_##R(const qgemm_tile *t)                                               \
+    {                                                                                       \
+        if (t->a_xor)                                                                       \
+            tile(t, 1, R);                                                                  \
+        else                                                                                \
+            tile(t, 0, R);                                                                  \
+    }
+TILE_R(1)
+TILE_R(2)
+TILE_R(4)
+TILE_R(8)
+TILE_R(12)
+
 void qlab_qgemm_tile_avx512vnni(const qgemm_tile *t)
 {
-    if (t->a_xor)
-        tile(t, 1);
+    if (t->mr <= 1)
+        tile_1(t);
+    else if (t->mr <= 2)
+        tile_2(t);
+    else if (t->mr <= 4)
+        tile_4(t);
+    else if (t->mr <= 8)
+        tile_8(t);
     else
-        tile(t, 0);
+        tile_12(t);
 }

@@ -7,7 +7,8 @@
  *   A row r:             A'[r][k] at element k of a row of kp = round_up(k, KR) elements
  * Out-of-range weights and A' padding are 0, so padding adds nothing to the sums.
  * AVX2: KR = 2, elements int16 (A' = a sign- or zero-extended).
- * AVX-VNNI and AVX512-VNNI: KR = 4, elements uint8 for A' (a ^ 0x80 for s8 input, a for u8) and int8 W.
+ * AVX-VNNI and AVX512-VNNI: KR = 4, elements uint8 for A' (a ^ 0x80 for s8 input, a for
+ *   u8) and int8 W.
  *   When the caller's rows are long enough (lda >= kp) and no row sums are needed
  *   (symmetric weights), the kernel reads A in place and applies the ^ 0x80 itself
  *   (a_xor); bytes between k and kp meet zero weights, so their values do not matter.

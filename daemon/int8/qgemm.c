@@ -106,7 +106,8 @@ int qlab_qgemm_pack(const int8_t *w, size_t n, size_t k, const qlab_requant *rq,
     if (!w || !out || n == 0 || k == 0 || k > QLAB_QGEMM_K_MAX)
         return -EINVAL;
     if (rq && (!rq->w_scale || (rq->w_scale_count != 1 && rq->w_scale_count != n) ||
-               rq->qmin > rq->qmax || rq->qmin < -128 || rq->qmax > 127))
+               rq->qmin > rq->qmax || rq->qmin < -128 || rq->qmax > 127 ||
+               (rq->w_zp && k > QLAB_QGEMM_K_MAX_ASYM)))
         return -EINVAL;
     qlab_qgemm *g = calloc(1, sizeof *g);
     if (!g)

@@ -14,6 +14,10 @@
  *
  * with float32 operations in exactly that order in every ISA, so all levels give the
  * same bytes. Exactness of each ISA's accumulation is argued next to its kernel.
+ *
+ * Use: qlab_act_collect() once per model (1000 training images through FP32, statistics
+ * for every calibration method and width), then qlab_eval_w8a8() once per configuration
+ * (weights quantized and packed, the 10k test images run through int8 layers).
  */
 #pragma once
 
@@ -21,6 +25,8 @@
 #include <stdint.h>
 
 #include "qlab-err.h"
+#include "qlab-model.h"
+#include "qlab-quant.h"
 
 /* ---- ISA levels ------------------------------------------------------------------- */
 
@@ -67,9 +73,12 @@ typedef struct qlab_qgemm qlab_qgemm;
 
 /* Packs W (n x k, row-major: PyTorch Linear [out, in], or Conv2d [out, in*kh*kw]) for
  * the current ISA level, with the requantization folded into per-column constants.
- * rq may be NULL (then only qlab_qgemm_s32 is usable, with in_zp = 0 and w_zp = 0).
- * k must be at most QLAB_QGEMM_K_MAX so that int32 cannot overflow. */
+ * rq may be NULL (then only the s32 outputs are usable, with in_zp = 0 and w_zp = 0).
+ * k is limited so that the exact sum fits int32: |a - a_zp| <= 255 and |w| <= 128 give
+ * k * 32640 < 2^31 for k <= QLAB_QGEMM_K_MAX; asymmetric weights (|w - w_zp| <= 255)
+ * allow k <= QLAB_QGEMM_K_MAX_ASYM. -EINVAL beyond. */
 #define QLAB_QGEMM_K_MAX 65536
+#define QLAB_QGEMM_K_MAX_ASYM 32768
 int qlab_qgemm_pack(const int8_t *w, size_t n, size_t k, const qlab_requant *rq,
                     qlab_qgemm **out);
 void qlab_qgemm_free(qlab_qgemm *g);
@@ -139,9 +148,6 @@ void qlab_maxpool_hwc_u8(const uint8_t *in, size_t h, size_t w, size_t c, size_t
 void qlab_relu_u8(uint8_t *x, size_t n, uint8_t zp);
 
 /* ---- activation calibration statistics -------------------------------------------------- */
-
-#include "qlab-model.h"
-#include "qlab-quant.h"
 
 /* Streaming statistics of one activation tensor: exact min/max and a signed histogram of
  * QLAB_ACT_BINS bins over [-range, range), range a power of two that doubles (merging bin
@@ -217,8 +223,9 @@ typedef struct qlab_w8a8_layer {
     float scale;                /* activation (scale, zp) of this layer's output */
     int32_t zp;
     double lo, hi;              /* the calibrated range behind them */
-    /* this layer's output (after its fused ReLU; dequantized) against the FP32 model's, over metric_samples
-     * images: n, mse, sqnr_db, max_abs_error, cosine, clip_fraction (n = 0: not measured) */
+    /* this layer's output (after its fused ReLU; dequantized) against the FP32 model's,
+     * over metric_samples images: n, mse, sqnr_db, max_abs_error, cosine, clip_fraction
+     * (n = 0: not measured) */
     qlab_metrics metrics;
 } qlab_w8a8_layer;
 

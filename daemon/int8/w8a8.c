@@ -16,6 +16,7 @@
 
 #include "parallel.h"
 #include "qgemm-private.h"
+#include "w8a8-private.h"
 #include "qlab-int8.h"
 
 #define BATCH 64
@@ -60,7 +61,7 @@ void qlab_w8a8_result_clear(qlab_w8a8_result *res)
     memset(res, 0, sizeof *res);
 }
 
-static int fused_relu(const qlab_model *m, size_t i)
+int w8a8_fused_relu(const qlab_model *m, size_t i)
 {
     return i + 1 < m->nlayers && m->layers[i + 1].kind == QLAB_LAYER_RELU;
 }
@@ -88,7 +89,7 @@ static int act_params(const qlab_model *m, const qlab_act_stats *st, const qlab_
                  (l->kind == QLAB_LAYER_RELU && i > 0 && qlab_layer_is_weighted(&m->layers[i - 1]));
         if (at) {
             /* a weighted layer followed by relu takes the post-relu statistics */
-            size_t point = qlab_layer_is_weighted(l) && fused_relu(m, i) ? i + 2 : i + 1;
+            size_t point = qlab_layer_is_weighted(l) && w8a8_fused_relu(m, i) ? i + 2 : i + 1;
             r = qlab_act_range(&st->points[point], cfg->act_calib, cfg->act_percentile,
                                cfg->act_bits, &plo, &phi);
             if (r == 0)
@@ -158,7 +159,7 @@ static int pack_layer(const qlab_model *m, size_t i, const qlab_w8a8_config *cfg
         .w_scale = qp.scale, .w_scale_count = qp.nblocks,
         .w_zp = cfg->weights.scheme == QLAB_SCHEME_ASYMMETRIC ? qp.zero_point : NULL,
         .bias = l->bias ? l->bias->f32 : NULL,
-        .out_scale = out->scale, .out_zp = out->zp, .relu = fused_relu(m, i),
+        .out_scale = out->scale, .out_zp = out->zp, .relu = w8a8_fused_relu(m, i),
         .qmin = qmin, .qmax = qmax,
     };
     r = qlab_qgemm_pack(w8, rows, cols, &rq, g);
@@ -218,11 +219,11 @@ static int plan_build(plan *p, const qlab_model *m, const qlab_w8a8_config *cfg,
                 p->max_padded = padb;
         }
         if (qlab_layer_is_weighted(l)) {
-            int r = pack_layer(m, i, cfg, scale, zp, &res->layers[fused_relu(m, i) ? i + 1 : i],
-                               &p->l[i].g, err);
+            const qlab_w8a8_layer *out = &res->layers[w8a8_fused_relu(m, i) ? i + 1 : i];
+            int r = pack_layer(m, i, cfg, scale, zp, out, &p->l[i].g, err);
             if (r < 0)
                 return r;
-            if (fused_relu(m, i))
+            if (w8a8_fused_relu(m, i))
                 p->l[i + 1].skip = 1;
         }
         scale = res->layers[i].scale;
@@ -367,106 +368,18 @@ static int run_plan(const plan *p, const qlab_dataset *ds, size_t first, size_t 
     return 0;
 }
 
-/* Output of layer i viewed as an image (c channels x hw pixels): flatten keeps its
- * input's shape, which is the order the integer path stores it in. */
-static void out_shape(const qlab_layer *l, size_t *c, size_t *hw)
-{
-    if (l->kind == QLAB_LAYER_FLATTEN) {
-        *c = (size_t)l->in_c;
-        *hw = (size_t)l->in_h * l->in_w;
-    } else {
-        *c = (size_t)l->out_c;
-        *hw = (size_t)l->out_h * l->out_w;
-    }
-    if (*c * *hw != l->out_size) {
-        *c = l->out_size;
-        *hw = 1;
-    }
-}
-
-/* Metrics of x' (deq) against x (ref), both n values in the same order. */
-static void metrics(const float *ref, const float *deq, size_t n, float scale, int32_t zp,
-                    int bits, qlab_metrics *mt)
-{
-    int32_t qmin, qmax;
-    qlab_qrange(bits, &qmin, &qmax);
-    double se = 0, sx = 0, sxy = 0, sy = 0, mx = 0;
-    size_t clip = 0;
-    for (size_t k = 0; k < n; k++) {
-        double x = ref[k], y = deq[k], d = y - x;
-        se += d * d;
-        sx += x * x;
-        sy += y * y;
-        sxy += x * y;
-        mx = fabs(d) > mx ? fabs(d) : mx;
-        float q = nearbyintf(ref[k] * (1.0f / scale)) + (float)zp;
-        clip += q < (float)qmin || q > (float)qmax;
-    }
-    memset(mt, 0, sizeof *mt);
-    mt->n = n;
-    mt->mse = n ? se / (double)n : 0;
-    mt->sqnr_db = se > 0 ? 10 * log10(sx / se) : INFINITY;
-    mt->max_abs_error = mx;
-    mt->cosine = sx > 0 && sy > 0 ? sxy / sqrt(sx * sy) : (sx == 0 && sy == 0 ? 1 : 0);
-    mt->clip_fraction = n ? (double)clip / (double)n : 0;
-}
-
-/* The FP32 reference outputs of every layer for the first s test images. */
-static int fp32_capture(const qlab_model *m, const qlab_dataset *test, size_t s,
-                        const qlab_forward_opts *base, float **cap, qlab_err *err)
-{
-    float *in = malloc(s * m->in_size * sizeof(float));
-    if (!in)
-        return -ENOMEM;
-    int r = qlab_model_normalise(m, test, 0, s, in);
-    qlab_forward_opts o = base ? *base : (qlab_forward_opts){0};
-    o.capture = cap;
-    if (r == 0)
-        r = qlab_model_forward(m, in, s, &o, NULL, err);
-    free(in);
-    return r;
-}
-
-static void free_caps(void **cap, size_t n)
-{
-    if (!cap)
-        return;
-    for (size_t i = 0; i < n; i++)
-        free(cap[i]);
-    free(cap);
-}
-
-static void **alloc_caps(const qlab_model *m, size_t s, size_t elem)
-{
-    void **cap = calloc(m->nlayers, sizeof(void *));
-    if (!cap)
-        return NULL;
-    for (size_t i = 0; i < m->nlayers; i++)
-        if (!(cap[i] = malloc(s * m->layers[i].out_size * elem))) {
-            free_caps(cap, m->nlayers);
-            return NULL;
-        }
-    return cap;
-}
-
-/* The layer whose output stands for layer i in the metrics (its fused relu). */
-static size_t metric_src(const qlab_model *m, size_t i)
-{
-    return qlab_layer_is_weighted(&m->layers[i]) && fused_relu(m, i) ? i + 1 : i;
-}
-
 static int int8_metrics(const plan *p, const qlab_dataset *test, size_t s,
                         qlab_w8a8_result *res, qlab_err *err)
 {
     const qlab_model *m = p->m;
-    float **ref = (float **)alloc_caps(m, s, sizeof(float));
-    uint8_t **q = (uint8_t **)alloc_caps(m, s, 1);
+    float **ref = (float **)w8a8_alloc_caps(m, s, sizeof(float));
+    uint8_t **q = (uint8_t **)w8a8_alloc_caps(m, s, 1);
     float *deq = malloc(s * m->max_act * sizeof(float));
     size_t correct;
     int r = -ENOMEM;
     if (!ref || !q || !deq)
         goto done;
-    r = fp32_capture(m, test, s, NULL, ref, err);
+    r = w8a8_fp32_capture(m, test, s, NULL, ref, err);
     if (r == 0)
         r = run_plan(p, test, 0, s, NULL, q, &correct);
     if (r < 0)
@@ -474,109 +387,20 @@ static int int8_metrics(const plan *p, const qlab_dataset *test, size_t s,
     for (size_t i = 0; i < m->nlayers; i++) {
         const qlab_w8a8_layer *o = &res->layers[i];
         size_t c, hw, per = m->layers[i].out_size;
-        out_shape(&m->layers[i], &c, &hw);
+        w8a8_out_shape(&m->layers[i], &c, &hw);
         /* channels-last codes -> CHW reals */
         for (size_t n = 0; n < s; n++)
             for (size_t k = 0; k < hw; k++)
                 for (size_t ch = 0; ch < c; ch++)
                     deq[n * per + ch * hw + k] =
                         (float)(q[i][n * per + k * c + ch] - 128 - o->zp) * o->scale;
-        metrics(ref[metric_src(m, i)], deq, s * per, o->scale, o->zp, 8,
+        w8a8_metrics(ref[w8a8_metric_src(m, i)], deq, s * per, o->scale, o->zp, 8,
                 &res->layers[i].metrics);
     }
 done:
-    free_caps((void **)ref, m->nlayers);
-    free_caps((void **)q, m->nlayers);
+    w8a8_free_caps((void **)ref, m->nlayers);
+    w8a8_free_caps((void **)q, m->nlayers);
     free(deq);
-    return r;
-}
-
-/* ---- simulated activations: fake-quant in the FP32 path ---- */
-
-typedef struct sim_ctx {
-    const qlab_model *m;
-    const qlab_w8a8_result *res;
-    int bits;
-} sim_ctx;
-
-static void fq(float *x, size_t n, float scale, int32_t zp, int bits)
-{
-    int32_t qmin, qmax;
-    qlab_qrange(bits, &qmin, &qmax);
-    float inv = 1.0f / scale;
-    for (size_t k = 0; k < n; k++) {
-        float q = nearbyintf(x[k] * inv) + (float)zp;
-        q = q < (float)qmin ? (float)qmin : q > (float)qmax ? (float)qmax : q;
-        x[k] = (q - (float)zp) * scale;
-    }
-}
-
-static void sim_hook(void *ctx, const qlab_model *m, size_t layer, int stage, float *buf,
-                     size_t n, size_t per_sample, unsigned chunk)
-{
-    const sim_ctx *c = ctx;
-    if (stage == 0 && layer == 0) {
-        fq(buf, n * per_sample, c->res->in_scale, c->res->in_zp, c->bits);
-        return;
-    }
-    const qlab_w8a8_layer *o = &c->res->layers[layer];
-    if (stage == 1 && o->quantized &&
-        !(qlab_layer_is_weighted(&m->layers[layer]) && fused_relu(m, layer)))
-        fq(buf, n * per_sample, o->scale, o->zp, c->bits);
-}
-
-static int eval_simulated(const qlab_model *m, const qlab_dataset *test,
-                          const qlab_w8a8_config *cfg, int32_t *pred, qlab_w8a8_result *res,
-                          qlab_err *err)
-{
-    float **wq = calloc(m->nlayers, sizeof(float *));
-    float **ref = NULL, **sim = NULL;
-    int r = -ENOMEM;
-    if (!wq)
-        return -ENOMEM;
-    for (size_t i = 0; i < m->nlayers; i++) {
-        const qlab_layer *l = &m->layers[i];
-        if (!qlab_layer_is_weighted(l))
-            continue;
-        if (!(wq[i] = malloc(l->weight->numel * sizeof(float))))
-            goto done;
-        r = qlab_fake_quant(l->weight->f32, (size_t)l->rows, (size_t)l->cols, &cfg->weights,
-                            wq[i], NULL, NULL);
-        if (r < 0) {
-            qlab_err_set(err, r, "layer %s: weight quantization failed", l->name);
-            goto done;
-        }
-    }
-    sim_ctx sc = {.m = m, .res = res, .bits = cfg->act_bits};
-    qlab_forward_opts o = {.weights = (const float *const *)wq, .hook = sim_hook, .hook_ctx = &sc};
-    size_t correct;
-    r = qlab_model_predict(m, test, &o, pred, &correct, err);
-    if (r < 0)
-        goto done;
-    res->correct = correct;
-    size_t s = cfg->metric_samples < test->n ? cfg->metric_samples : test->n;
-    if (s) {
-        r = -ENOMEM;
-        ref = (float **)alloc_caps(m, s, sizeof(float));
-        sim = (float **)alloc_caps(m, s, sizeof(float));
-        if (!ref || !sim)
-            goto done;
-        r = fp32_capture(m, test, s, NULL, ref, err);
-        if (r == 0)
-            r = fp32_capture(m, test, s, &o, sim, err);
-        if (r < 0)
-            goto done;
-        for (size_t i = 0; i < m->nlayers; i++) {
-            size_t src = metric_src(m, i);
-            metrics(ref[src], sim[src], s * m->layers[src].out_size, res->layers[i].scale,
-                    res->layers[i].zp, cfg->act_bits, &res->layers[i].metrics);
-        }
-    }
-    r = 0;
-done:
-    free_caps((void **)wq, m->nlayers);
-    free_caps((void **)ref, m->nlayers);
-    free_caps((void **)sim, m->nlayers);
     return r;
 }
 
@@ -608,7 +432,7 @@ int qlab_eval_w8a8(const qlab_model *m, const qlab_act_stats *stats, const qlab_
     if (r < 0)
         goto fail;
     if (simulated) {
-        r = eval_simulated(m, test, cfg, pred, &out, err);
+        r = w8a8_eval_simulated(m, test, cfg, pred, &out, err);
     } else {
         plan p;
         r = plan_build(&p, m, cfg, &out, err);

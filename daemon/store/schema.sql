@@ -150,23 +150,30 @@ END;
 -- Pareto frontier of each experiment's done runs: a run is on it when no other done run
 -- of the same experiment has accuracy >= and total_bytes <= with one strictly better.
 -- With best_lt = max accuracy over runs strictly smaller and best_le = max accuracy over
--- runs smaller or equal (the run's own size group included), a run is dominated exactly
--- when best_lt >= accuracy or best_le > accuracy. Window functions make it O(n log n)
--- instead of the O(n^2) NOT EXISTS; runs with identical (accuracy, total_bytes) are
--- both kept, since neither is strictly better.
+-- runs smaller or equal (the run's own size included), a run is dominated exactly when
+-- best_lt >= accuracy or best_le > accuracy. Runs with identical (accuracy, total_bytes)
+-- are all kept, since neither is strictly better.
+-- Both maxima are running window aggregates in index order (runs_done_by_bytes covers
+-- them, and `WHERE experiment_id = ?` is pushed into the window's partition): O(n), about
+-- 0.3 s for 100,000 runs. The textbook NOT EXISTS is O(n^2) when most runs are on the
+-- front (over 60 s for 100,000), and SQLite evaluates an EXCLUDE GROUP frame
+-- quadratically too; "1 PRECEDING" on the integer total_bytes means "strictly smaller".
+-- Only the front's rows are then joined back to runs for their other columns.
 CREATE VIEW frontier AS
-SELECT id, experiment_id, seq, bits, scheme, granularity, group_size, calibration, percentile,
-       act_bits, act_calibration, act_percentile, overrides, config, config_hash, status,
-       attempts, accuracy, accuracy_delta, weight_bytes, total_bytes, compression,
-       bits_per_weight, sqnr_db, mse, eval_ms, kernel, simulated, started_at, finished_at,
-       error, manifest
+SELECT r.id, f.experiment_id, r.seq, r.bits, r.scheme, r.granularity, r.group_size,
+       r.calibration, r.percentile, r.act_bits, r.act_calibration, r.act_percentile,
+       r.overrides, r.config, r.config_hash, r.status, r.attempts, f.accuracy,
+       r.accuracy_delta, r.weight_bytes, f.total_bytes, r.compression, r.bits_per_weight,
+       r.sqnr_db, r.mse, r.eval_ms, r.kernel, r.simulated, r.started_at, r.finished_at,
+       r.error, r.manifest
 FROM (
-    SELECT r.*,
-           max(r.accuracy) OVER (PARTITION BY r.experiment_id ORDER BY r.total_bytes
-               RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW EXCLUDE GROUP) AS best_lt,
-           max(r.accuracy) OVER (PARTITION BY r.experiment_id ORDER BY r.total_bytes
+    SELECT id, experiment_id, accuracy, total_bytes,
+           max(accuracy) OVER (PARTITION BY experiment_id ORDER BY total_bytes
+               RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS best_lt,
+           max(accuracy) OVER (PARTITION BY experiment_id ORDER BY total_bytes
                RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS best_le
-    FROM runs AS r
-    WHERE r.status = 'done' AND r.accuracy IS NOT NULL AND r.total_bytes IS NOT NULL
-)
-WHERE (best_lt IS NULL OR best_lt < accuracy) AND best_le <= accuracy;
+    FROM runs
+    WHERE status = 'done' AND accuracy IS NOT NULL AND total_bytes IS NOT NULL
+) AS f
+JOIN runs AS r ON r.id = f.id
+WHERE (f.best_lt IS NULL OR f.best_lt < f.accuracy) AND f.best_le <= f.accuracy;

@@ -4,6 +4,7 @@
 #include "test-util.h"
 
 #include <float.h>
+#include <time.h>
 
 #include "cpu-private.h"
 #include "core-private.h"
@@ -101,9 +102,9 @@ static void quant_kernels(void **state)
                         /* Unaligned start: offset by one float. */
                         float *xs = x + (li & 1);
                         fill(xs, n, kind, 1000 + li * 31 + (uint64_t)kind * 7 + (uint64_t)b);
-                        ref.quantize(xs, n, &a, q0);
-                        levels[l].quantize(xs, n, &a, q1);
-                        if (memcmp(q0, q1, n * 2))
+                        int f0 = ref.quantize(xs, n, &a, q0);
+                        int f1 = levels[l].quantize(xs, n, &a, q1);
+                        if (memcmp(q0, q1, n * 2) || !f0 != !f1)
                             fail_msg("%s: quantize differs", what);
                         ref.dequantize(q0, n, &a, y0);
                         levels[l].dequantize(q0, n, &a, y1);
@@ -127,6 +128,7 @@ static void quant_kernels(void **state)
                         for (size_t i = 0; i < n; i++)
                             nonfin |= !isfinite(xs[i]);
                         assert_int_equal(nonfin, !isfinite(s0.sum_x2));
+                        assert_int_equal(nonfin, !!f0);
                         if (memcmp(h0, h1, sizeof(h0)))
                             fail_msg("%s: error histogram differs", what);
                         /* Without output and histogram the sums are the same. */
@@ -141,8 +143,8 @@ static void quant_kernels(void **state)
                         if (memcmp(y0, ys, n * 4))
                             fail_msg("%s: streaming fake_quant output differs", what);
                         int16_t *qs = q1 + (li % 3);
-                        levels[l].quantize(xs, n, &sa, qs);
-                        if (memcmp(q0, qs, n * 2))
+                        f1 = levels[l].quantize(xs, n, &sa, qs);
+                        if (memcmp(q0, qs, n * 2) || !f0 != !f1)
                             fail_msg("%s: streaming quantize differs", what);
                         levels[l].dequantize(q0, n, &sa, ys);
                         ref.dequantize(q0, n, &a, y0);
@@ -237,7 +239,55 @@ static void report_level(void **state)
     print_message("; in use: %s\n", lv);
 }
 
-int main(void)
+/* checkasm-core --bench: each kernel at each level on 2^16 values (L2-resident), ns per
+ * value, best of 200 runs. */
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int bench(void)
+{
+    const size_t n = (size_t)1 << 16;
+    float *x = malloc(n * 4), *y = malloc(n * 4);
+    int16_t *q = malloc(n * 2);
+    uint32_t *keys = malloc(n * 4);
+    fill(x, n, 0, 42);
+    qlab_fq_args a;
+    args_for(&a, 8, 0);
+    printf("%-12s %-8s %10s\n", "kernel", "level", "ns/value");
+    for (int k = 0; k < 6; k++)
+        for (int l = 0; l < nlevels; l++) {
+            const qlab_quant_dsp *d = &levels[l];
+            double best = INFINITY;
+            for (int r = 0; r < 200; r++) {
+                double t0 = now_s();
+                qlab_fq_stats st;
+                float mn, mx;
+                size_t b = 0, in = 0;
+                uint64_t h[64] = {0};
+                switch (k) {
+                case 0: d->quantize(x, n, &a, q); break;
+                case 1: d->dequantize(q, n, &a, y); break;
+                case 2: d->fake_quant(x, n, &a, y, &st); break;
+                case 3: d->minmax(x, n, &mn, &mx); break;
+                case 4: d->abs_hist(x, n, 8.0f, 64, h); break;
+                default: d->key_scan(x, n, 1, 0x3f000000u, 0x00800000u, &b, keys, n, &in); break;
+                }
+                double t = now_s() - t0;
+                best = t < best ? t : best;
+            }
+            static const char *names[] = { "quantize", "dequantize", "fake_quant", "minmax",
+                                           "abs_hist", "key_scan" };
+            printf("%-12s %-8s %10.3f\n", names[k], level_names[l], best * 1e9 / (double)n);
+        }
+    free(x), free(y), free(q), free(keys);
+    return 0;
+}
+
+int main(int argc, char **argv)
 {
     qlab_quant_dsp_init(&ref, 0);
     unsigned det = qlab_cpu_flags_detected();
@@ -249,6 +299,8 @@ int main(void)
         qlab_quant_dsp_init(&levels[nlevels], QLAB_CPU_FLAG_AVX2);
         level_names[nlevels++] = "avx2";
     }
+    if (argc > 1 && !strcmp(argv[1], "--bench"))
+        return bench();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(quant_kernels),
         cmocka_unit_test(reductions),

@@ -1,6 +1,8 @@
 /* gui-fixture.c — deterministic fixture databases (see gui-fixture.h). Accuracies follow a
  * plausible shape (loss grows as bits shrink, per-tensor and minmax lose most) so the
- * plot has a real Pareto front; sizes follow PRODUCT §3's honest byte count. */
+ * plot has a real Pareto front; sizes follow PRODUCT §3's honest byte count. Accuracy is
+ * computed as a fraction here and written in percent, as the engine writes it (schema.sql:
+ * runs.accuracy 0..100, accuracy_delta in percentage points, experiments.fp32_accuracy). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,8 +151,8 @@ static int insert_run(sqlite3 *db, sqlite3_stmt *st, long exp, long seq, const s
     sqlite3_bind_text(st, 12, hash, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 13, status, -1, SQLITE_STATIC);
     if (done) {
-        sqlite3_bind_double(st, 14, acc);
-        sqlite3_bind_double(st, 15, acc - FP32_ACC);
+        sqlite3_bind_double(st, 14, 100 * acc);
+        sqlite3_bind_double(st, 15, 100 * (acc - FP32_ACC));
         sqlite3_bind_int64(st, 16, wb);
         sqlite3_bind_int64(st, 17, tb);
         sqlite3_bind_double(st, 18, fp32_bytes / (double)tb);
@@ -246,10 +248,10 @@ int fixture_create(const char *db_path, const char *schema_path, long big_runs, 
              "INSERT INTO experiments(id, name, yaml, config_hash, model_path, status,"
              " fp32_accuracy, fp32_bytes, kernel) VALUES"
              " (1, 'mlp-sweep', 'name: mlp-sweep', '0123456789abcdef', '/data/mlp.safetensors',"
-             "  'running', %.4f, %.0f, 'avx2'),"
+             "  'running', %.2f, %.0f, 'avx2'),"
              " (2, 'cnn-small', 'name: cnn-small', 'fedcba9876543210', '/data/cnn.safetensors',"
-             "  'done', 0.9012, %.0f, 'avx2')",
-             FP32_ACC, fp32_bytes, fp32_bytes);
+             "  'done', 90.12, %.0f, 'avx2')",
+             100 * FP32_ACC, fp32_bytes, fp32_bytes);
     CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL));
     CHECK(sqlite3_prepare_v2(db, run_sql, -1, &st, NULL));
     CHECK(sqlite3_prepare_v2(db,
@@ -289,7 +291,7 @@ int fixture_create(const char *db_path, const char *schema_path, long big_runs, 
                            "INSERT INTO experiments(id, name, yaml, config_hash, model_path,"
                            " status, fp32_accuracy, fp32_bytes) VALUES (3, 'synthetic-100k',"
                            " 'name: synthetic', 'aaaaaaaaaaaaaaaa', '/data/mlp.safetensors',"
-                           " 'done', 0.8853, 941576)",
+                           " 'done', 88.53, 941576)",
                            NULL, NULL, NULL));
         for (long k = 0; k < big_runs; k++) {
             struct cfg cf = {2 + (int)(noise(k) * 15) % 7, (int)(noise(k + 7) * 2),

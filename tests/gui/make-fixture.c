@@ -1,4 +1,5 @@
-/* make-fixture — writes a GUI fixture database: make-fixture OUT.db SCHEMA.sql [BIG_RUNS] */
+/* make-fixture — writes a GUI fixture database: make-fixture OUT.db SCHEMA.sql [BIG_RUNS]
+ * (the store's schema, accuracy in percent as qlabd writes it; see gui-fixture.h). */
 #include <stdio.h>
 #include <stdlib.h>
 

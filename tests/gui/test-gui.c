@@ -6,6 +6,7 @@
  * test) shows that run's details; the histogram view holds the stored counts; filters;
  * a run committed by another connection appears without a reload; export writes files.
  * With QLAB_GUI_SCREENSHOT=FILE.png it also saves a screenshot of the whole window. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -46,6 +47,20 @@ static gint64 db_int(const char *sql, gint64 arg)
         sqlite3_bind_int64(st, 1, arg);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     gint64 v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static double db_double(const char *sql, gint64 arg)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_int64(st, 1, arg);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    double v = sqlite3_column_double(st, 0);
     sqlite3_finalize(st);
     sqlite3_close(db);
     return v;
@@ -231,7 +246,19 @@ static void test_click_shows_details(void **state)
     assert_non_null(strstr(text, want));
     assert_non_null(strstr(text, "experiment_id: 1\n"));
     assert_non_null(strstr(text, "kernel: avx2"));
-    assert_non_null(strstr(text, "accuracy_delta: "));
+    /* Accuracy as stored (percent), the delta in percentage points. */
+    double acc = db_double("SELECT accuracy FROM runs WHERE id = ?", id);
+    double delta = db_double("SELECT accuracy_delta FROM runs WHERE id = ?", id);
+    assert_true(acc > 80 && acc < 90 && delta < 0 && delta > -5);
+    g_snprintf(want, sizeof(want), "\naccuracy: %.2f%%\n", acc);
+    assert_non_null(strstr(text, want));
+    g_snprintf(want, sizeof(want), "\naccuracy_delta: %+.2f pp\n", delta);
+    assert_non_null(strstr(text, want));
+    assert_non_null(strstr(text, "\nfp32_accuracy: 88.53%\n"));
+    /* The chart plots the same run at the stored percent. */
+    for (size_t i = 0; i < d->n; i++)
+        if (d->points[i].run_id == id)
+            assert_true(fabs(100 * d->points[i].accuracy - acc) < 1e-9);
     assert_non_null(strstr(text, "compression: "));
     assert_non_null(strstr(text, "manifest:\n{\"qlab\""));
     /* Far from every point: nothing is selected and the selection stays. */
@@ -304,7 +331,7 @@ static void test_live_update(void **state)
                                   " calibration, config, config_hash, status, accuracy,"
                                   " total_bytes, weight_bytes, bits_per_weight) VALUES (1, 999,"
                                   " 7, 'symmetric', 'channel', 'mse', 'live', 'feedfeedfeedfeed',"
-                                  " 'done', 0.88, 210000, 208000, 7.1)",
+                                  " 'done', 88.0, 210000, 208000, 7.1)",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);

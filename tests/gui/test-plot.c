@@ -411,29 +411,69 @@ static void test_results_reader(void **state)
     assert_string_equal(err.msg, "no experiment with id 42");
     qlab_plot_data_clear(&d);
     sqlite3_close(db);
-    /* A writer that stored percent instead of the schema's fraction still plots 0..1. */
-    double want[8];
-    qlab_plot_data_init(&d);
-    assert_int_equal(qlab_results_open(db_path, &db, &err), 0);
-    assert_int_equal(qlab_results_load_runs(db, 2, &d, &err), 0);
-    assert_int_equal(d.n, 8);
-    for (size_t i = 0; i < 8; i++)
-        want[i] = d.points[i].accuracy;
-    sqlite3_close(db);
+    /* The database is in percent, always: a model below 1.5 % (here 1.2 %) is not taken
+     * for a fraction. The plot's fractions are the stored percent / 100, whatever the
+     * magnitude, and the run is described (tooltip) at 1.20 %. */
     assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
-                                  "UPDATE experiments SET fp32_accuracy = 100 * fp32_accuracy "
-                                  "WHERE id = 2; UPDATE runs SET accuracy = 100 * accuracy "
-                                  "WHERE experiment_id = 2",
+                                  "INSERT INTO runs(id, experiment_id, seq, bits, scheme,"
+                                  " granularity, calibration, config, config_hash, status,"
+                                  " accuracy, accuracy_delta, weight_bytes, total_bytes,"
+                                  " bits_per_weight) VALUES (5000, 2, 99, 2, 'symmetric',"
+                                  " 'tensor', 'minmax', 'low', '00000000000low12', 'done', 1.2,"
+                                  " -88.92, 60000, 62000, 2.03)",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
+    qlab_plot_data_init(&d);
     assert_int_equal(qlab_results_open(db_path, &db, &err), 0);
     assert_int_equal(qlab_results_load_runs(db, 2, &d, &err), 0);
+    assert_int_equal(d.n, 9);
     assert_close(d.fp32_accuracy, 0.9012, 1e-12);
-    for (size_t i = 0; i < 8; i++)
-        assert_close(d.points[i].accuracy, want[i], 1e-12);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT accuracy FROM runs WHERE id = ?", -1, &st,
+                                        NULL),
+                     SQLITE_OK);
+    const qlab_plot_point *low = NULL;
+    for (size_t i = 0; i < d.n; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, d.points[i].run_id);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_close(d.points[i].accuracy, sqlite3_column_double(st, 0) / 100, 1e-12);
+        if (d.points[i].run_id == 5000)
+            low = &d.points[i];
+    }
+    sqlite3_finalize(st);
+    assert_non_null(low);
+    assert_close(low->accuracy, 0.012, 1e-12);
+    char text[200];
+    qlab_plot_point_describe(low, text, sizeof(text));
+    assert_non_null(strstr(text, "— 1.20%,"));
+    /* Drawn at 1.2 % on the y axis: the fitted view reaches down to it, and its marker
+     * sits where the axis maps 0.012. */
+    assert_int_equal(qlab_plot_data_normalise(&d, QLAB_PLOT_X_BYTES, 1), 0);
+    qlab_plot_view v;
+    qlab_plot_view_init(&v);
+    qlab_plot_view_fit(&v, &d);
+    assert_true(v.y_lo < 0.012 && v.y_hi > 0.9012);
+    double px, py;
+    assert_int_equal(qlab_plot_point_position(&d, &v, 800, 500, (size_t)(low - d.points), &px,
+                                              &py),
+                     0);
+    qlab_plot_rect a = qlab_plot_area(&v, 800, 500);
+    assert_close(py, a.y + a.h - (0.012 - v.y_lo) / (v.y_hi - v.y_lo) * a.h, 1e-9);
+    /* The details pane prints the stored percent and percentage points. */
+    qlab_results_run det;
+    assert_int_equal(qlab_results_run_detail(db, 5000, &det, &err), 0);
+    assert_non_null(strstr(det.summary, "\naccuracy: 1.20%\n"));
+    assert_non_null(strstr(det.summary, "\naccuracy_delta: -88.92 pp\n"));
+    assert_non_null(strstr(det.summary, "\nfp32_accuracy: 90.12%\n"));
+    qlab_results_run_clear(&det);
     qlab_plot_data_clear(&d);
+    sqlite3_close(db);
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DELETE FROM runs WHERE id = 5000", NULL, NULL, NULL),
+                     SQLITE_OK);
     sqlite3_close(db);
     qlab_err_clear(&err);
     char bad[300];

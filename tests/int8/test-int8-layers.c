@@ -47,8 +47,9 @@ static void test_im2col(void **state)
                             for (size_t ch = 0; ch < c; ch++) {
                                 long iy = (long)(oy * stride + ky) - (long)pad;
                                 long ix = (long)(ox * stride + kx) - (long)pad;
-                                int8_t want = iy < 0 || ix < 0 || iy >= (long)h || ix >= (long)w
-                                                  ? -17 : img[((size_t)iy * w + (size_t)ix) * c + ch];
+                                int out = iy < 0 || ix < 0 || iy >= (long)h || ix >= (long)w;
+                                int8_t want =
+                                    out ? -17 : img[((size_t)iy * w + (size_t)ix) * c + ch];
                                 size_t at = (oy * ow + ox) * ld + (ky * k + kx) * c + ch;
                                 assert_int_equal(cols[at], want);
                             }

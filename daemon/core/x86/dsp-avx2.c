@@ -1,8 +1,9 @@
 /* dsp-avx2.c — AVX2 versions of the quantization kernels. Each must return exactly what
  * its scalar reference in dsp.c returns: _mm256_round_ps(TO_NEAREST) is nearbyintf in the
  * default rounding mode (half to even); the clamp happens in float before the (then exact)
- * conversion to int32; sums use the 8-lane order of dsp-private.h with separate multiply
- * and add (this file is built with -ffp-contract=off, so no FMA is fused behind our back). */
+ * conversion to int32; sums use the 8-lane order and the explicit fused multiply-adds of
+ * dsp-private.h (and this file is built with -ffp-contract=off, so that no other multiply
+ * and add is fused behind our back: x * inv_scale must round before nearbyint). */
 #include "dsp-avx2.h"
 
 #include <immintrin.h>
@@ -39,37 +40,49 @@ static inline size_t peel_to_32(const void *dst, size_t elsize, size_t n)
     return k < n ? k : n;
 }
 
-void qlab_quantize_f32_s16_avx2(const float *x, size_t n, const qlab_fq_args *a, int16_t *q)
+/* A float is NaN or Inf exactly when its exponent bits are all ones. */
+static inline __m256i nonfinite8(__m256 x)
+{
+    const __m256i expo = _mm256_set1_epi32(0x7f800000);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(x), expo), expo);
+}
+
+/* 16 values: quantized and packed to int16 in order; non-finite lanes or-ed into *bad. */
+static inline __m256i quant16(const float *x, __m256 inv, __m256 zp, __m256 qmin, __m256 qmax,
+                              __m256i *bad)
+{
+    _mm_prefetch((const char *)x + 2048, _MM_HINT_T0);   /* see qlab_fake_quant_f32_avx2 */
+    __m256 raw, x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8);
+    *bad = _mm256_or_si256(*bad, _mm256_or_si256(nonfinite8(x0), nonfinite8(x1)));
+    __m256i q0 = _mm256_cvttps_epi32(quant8(x0, inv, zp, qmin, qmax, &raw));
+    __m256i q1 = _mm256_cvttps_epi32(quant8(x1, inv, zp, qmin, qmax, &raw));
+    /* packs works per 128-bit lane: [q0lo q1lo q0hi q1hi] -> reorder the 64-bit quarters. */
+    return _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xD8);
+}
+
+int qlab_quantize_f32_s16_avx2(const float *x, size_t n, const qlab_fq_args *a, int16_t *q)
 {
     const __m256 inv = _mm256_set1_ps(a->inv_scale), zp = _mm256_set1_ps(a->zp);
     const __m256 qmin = _mm256_set1_ps(a->qmin), qmax = _mm256_set1_ps(a->qmax);
+    __m256i bad = _mm256_setzero_si256();
+    int sbad = 0;
     size_t i = 0;
-    __m256 raw;
     if (a->stream) {
-        for (size_t k = peel_to_32(q, 2, n); i < k; i++)
+        for (size_t k = peel_to_32(q, 2, n); i < k; i++) {
             q[i] = quant1(x[i], a);
-        for (; i + 16 <= n; i += 16) {
-            __m256i q0 = _mm256_cvttps_epi32(quant8(_mm256_loadu_ps(x + i), inv, zp, qmin, qmax, &raw));
-            __m256i q1 = _mm256_cvttps_epi32(quant8(_mm256_loadu_ps(x + i + 8), inv, zp, qmin, qmax, &raw));
-            __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xD8);
-            _mm256_stream_si256((__m256i *)(q + i), p);
+            sbad |= !isfinite(x[i]);
         }
+        for (; i + 16 <= n; i += 16)
+            _mm256_stream_si256((__m256i *)(q + i), quant16(x + i, inv, zp, qmin, qmax, &bad));
         _mm_sfence();
     }
-    for (; i + 16 <= n; i += 16) {
-        __m256i q0 = _mm256_cvttps_epi32(quant8(_mm256_loadu_ps(x + i), inv, zp, qmin, qmax, &raw));
-        __m256i q1 = _mm256_cvttps_epi32(quant8(_mm256_loadu_ps(x + i + 8), inv, zp, qmin, qmax, &raw));
-        /* packs works per 128-bit lane: [q0lo q1lo q0hi q1hi] -> reorder the 64-bit quarters. */
-        __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xD8);
-        _mm256_storeu_si256((__m256i *)(q + i), p);
-    }
-    for (; i + 8 <= n; i += 8) {
-        __m256i q0 = _mm256_cvttps_epi32(quant8(_mm256_loadu_ps(x + i), inv, zp, qmin, qmax, &raw));
-        __m128i p = _mm_packs_epi32(_mm256_castsi256_si128(q0), _mm256_extracti128_si256(q0, 1));
-        _mm_storeu_si128((__m128i *)(q + i), p);
-    }
-    for (; i < n; i++)
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(q + i), quant16(x + i, inv, zp, qmin, qmax, &bad));
+    for (; i < n; i++) {
         q[i] = quant1(x[i], a);
+        sbad |= !isfinite(x[i]);
+    }
+    return sbad || !_mm256_testz_si256(bad, bad);
 }
 
 void qlab_dequantize_s16_f32_avx2(const int16_t *q, size_t n, const qlab_fq_args *a, float *y)
@@ -248,12 +261,6 @@ void qlab_fake_quant_f32_avx2(const float *x, size_t n, const qlab_fq_args *a, f
     st->nclip = nclip;
 }
 
-/* A float is NaN or Inf exactly when its exponent bits are all ones. */
-static inline __m256i nonfinite8(__m256 x)
-{
-    const __m256i expo = _mm256_set1_epi32(0x7f800000);
-    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(x), expo), expo);
-}
 
 int qlab_minmax_f32_avx2(const float *x, size_t n, float *mn, float *mx)
 {
@@ -350,6 +357,7 @@ int qlab_key_scan_f32_avx2(const float *x, size_t n, int absval, uint32_t klo, u
     __m256i cb = _mm256_setzero_si256(), bad = cb;
     size_t i = 0, m = *inside;
     for (; i + 8 <= n; i += 8) {
+        _mm_prefetch((const char *)(x + i) + 2048, _MM_HINT_T0);
         __m256i u = _mm256_loadu_si256((const __m256i *)(x + i));
         bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(_mm256_and_si256(u, expo), expo));
         __m256i k = keys8(u, absval);

@@ -3,7 +3,7 @@
 
 #include "../dsp-private.h"
 
-void qlab_quantize_f32_s16_avx2(const float *x, size_t n, const qlab_fq_args *a, int16_t *q);
+int qlab_quantize_f32_s16_avx2(const float *x, size_t n, const qlab_fq_args *a, int16_t *q);
 void qlab_dequantize_s16_f32_avx2(const int16_t *q, size_t n, const qlab_fq_args *a, float *y);
 void qlab_fake_quant_f32_avx2(const float *x, size_t n, const qlab_fq_args *a, float *y,
                               qlab_fq_stats *st);
