@@ -146,7 +146,7 @@ struct QlabPoller {
     GThread *thread;
     GMutex lock;
     GCond cond;
-    gboolean stop;
+    gboolean stop, wake;
     gint changes; /* atomic: bumped by the thread, consumed by the main-loop timeout */
     guint source;
     GSourceFunc on_change;
@@ -171,8 +171,10 @@ static gpointer poll_thread(gpointer data)
         }
         g_mutex_lock(&p->lock);
         gint64 until = g_get_monotonic_time() + p->interval_ms * G_TIME_SPAN_MILLISECOND;
-        while (!p->stop && g_cond_wait_until(&p->cond, &p->lock, until))
+        /* wake: the interval changed; check now and wait by the new one. */
+        while (!p->stop && !p->wake && g_cond_wait_until(&p->cond, &p->lock, until))
             ;
+        p->wake = FALSE;
     }
     g_mutex_unlock(&p->lock);
     sqlite3_close(db);
@@ -200,6 +202,19 @@ QlabPoller *qlab_poller_new(const char *db_path, guint interval_ms, GSourceFunc 
     p->thread = g_thread_new("qlab-poll", poll_thread, p);
     p->source = g_timeout_add(interval_ms, poll_tick, p);
     return p;
+}
+
+void qlab_poller_set_interval(QlabPoller *p, guint interval_ms)
+{
+    if (!p || p->interval_ms == interval_ms)
+        return;
+    g_mutex_lock(&p->lock);
+    p->interval_ms = interval_ms;
+    p->wake = TRUE;
+    g_cond_signal(&p->cond);
+    g_mutex_unlock(&p->lock);
+    g_source_remove(p->source);
+    p->source = g_timeout_add(interval_ms, poll_tick, p);
 }
 
 void qlab_poller_free(QlabPoller *p)

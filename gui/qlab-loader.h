@@ -37,6 +37,9 @@ qlab_results_run *qlab_load_detail_finish(GAsyncResult *res, GError **error);
 typedef struct QlabPoller QlabPoller;
 QlabPoller *qlab_poller_new(const char *db_path, guint interval_ms, GSourceFunc on_change,
                             gpointer user_data);
+/* Polls every interval_ms from now on (the window slows down while qlabd's events do the
+ * work, and speeds up again when the daemon goes). */
+void qlab_poller_set_interval(QlabPoller *p, guint interval_ms);
 void qlab_poller_free(QlabPoller *p);
 
 G_END_DECLS

@@ -2,20 +2,27 @@
 #include <math.h>
 #include <string.h>
 
+#include "qlab-live.h"
 #include "qlab-loader.h"
 #include "qlab-window.h"
+
+/* PRAGMA data_version polling: the only source of news without a daemon; a safety net
+ * (a commit by another writer, a lost event) while qlabd's events drive the reloads. */
+#define POLL_MS 500
+#define POLL_LIVE_MS 5000
 
 struct _QlabWindow {
     GtkApplicationWindow parent_instance;
     char *path;
     GCancellable *cancellable;
     QlabPoller *poller;
+    QlabLive *live;
     gint64 experiment;
     gboolean loading, reload_pending, updating_list;
     int detail_loads;
     GArray *exp_ids; /* gint64 per list row */
 
-    GtkWidget *exp_list, *chart, *layer_view, *details, *status;
+    GtkWidget *exp_list, *chart, *layer_view, *details, *status, *live_label;
     GtkWidget *bits_min, *bits_max, *scheme, *gran, *calib, *act;
     GtkWidget *x_mode, *log_x;
     char *details_text;
@@ -161,8 +168,42 @@ void qlab_window_reload(QlabWindow *self)
 
 static gboolean on_db_changed(gpointer data)
 {
-    qlab_window_reload(data);
+    QlabWindow *self = data;
+    qlab_window_reload(self);
+    /* Someone writes: perhaps a qlabd started since the last attempt (rate-limited). */
+    if (!qlab_live_is_connected(self->live))
+        qlab_live_connect(self->live);
     return G_SOURCE_CONTINUE;
+}
+
+static void on_live_results(gpointer data)
+{
+    qlab_window_reload(data);
+}
+
+static void show_live_state(QlabWindow *self)
+{
+    gboolean on = qlab_live_is_connected(self->live);
+    gtk_label_set_text(GTK_LABEL(self->live_label), on ? "live: qlabd" : "live: polling");
+    char *tip = on ? g_strdup_printf("Progress events from qlabd at %s; the database is "
+                                     "also checked every %d s.",
+                                     qlab_live_get_socket(self->live), POLL_LIVE_MS / 1000)
+                   : g_strdup_printf("No qlabd answers at %s: the database is checked for "
+                                     "changes every %d ms.",
+                                     qlab_live_get_socket(self->live), POLL_MS);
+    gtk_widget_set_tooltip_text(self->live_label, tip);
+    g_free(tip);
+}
+
+static void on_live_state(gpointer data)
+{
+    QlabWindow *self = data;
+    gboolean on = qlab_live_is_connected(self->live);
+    show_live_state(self);
+    qlab_poller_set_interval(self->poller, on ? POLL_LIVE_MS : POLL_MS);
+    /* Between the last event and a disconnection (or the last poll and a connection) the
+     * database may have changed unseen. */
+    qlab_window_reload(self);
 }
 
 static void on_detail(GObject *src, GAsyncResult *res, gpointer data)
@@ -446,6 +487,7 @@ static void window_dispose(GObject *object)
 {
     QlabWindow *self = QLAB_WINDOW(object);
     g_cancellable_cancel(self->cancellable);
+    g_clear_pointer(&self->live, qlab_live_free);
     g_clear_pointer(&self->poller, qlab_poller_free);
     G_OBJECT_CLASS(qlab_window_parent_class)->dispose(object);
 }
@@ -520,10 +562,18 @@ static void qlab_window_init(QlabWindow *self)
     gtk_widget_set_margin_start(self->status, 8);
     gtk_widget_set_margin_bottom(self->status, 4);
     gtk_widget_add_css_class(self->status, "dim-label");
+    gtk_widget_set_hexpand(self->status, TRUE);
+    self->live_label = gtk_label_new("");
+    gtk_widget_set_margin_end(self->live_label, 8);
+    gtk_widget_set_margin_bottom(self->live_label, 4);
+    gtk_widget_add_css_class(self->live_label, "dim-label");
+    GtkWidget *status_bar = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 8);
+    gtk_box_append(GTK_BOX(status_bar), self->status);
+    gtk_box_append(GTK_BOX(status_bar), self->live_label);
 
     GtkWidget *root = gtk_box_new(GTK_ORIENTATION_VERTICAL, 0);
     gtk_box_append(GTK_BOX(root), hpaned);
-    gtk_box_append(GTK_BOX(root), self->status);
+    gtk_box_append(GTK_BOX(root), status_bar);
     gtk_window_set_child(GTK_WINDOW(self), root);
 }
 
@@ -541,6 +591,7 @@ void qlab_window_open(QlabWindow *self, const char *path)
     self->cancellable = g_cancellable_new();
     self->loading = self->reload_pending = FALSE;
     self->detail_loads = 0;
+    g_clear_pointer(&self->live, qlab_live_free);
     g_clear_pointer(&self->poller, qlab_poller_free);
     g_free(self->path);
     self->path = g_strdup(path);
@@ -559,7 +610,9 @@ void qlab_window_open(QlabWindow *self, const char *path)
     g_free(title);
     g_free(base);
     set_status(self, "%s — loading…", path);
-    self->poller = qlab_poller_new(path, 500, on_db_changed, self);
+    self->poller = qlab_poller_new(path, POLL_MS, on_db_changed, self);
+    self->live = qlab_live_new(path, on_live_results, on_live_state, self);
+    show_live_state(self);
     qlab_window_reload(self);
 }
 
@@ -614,6 +667,21 @@ const char *qlab_window_get_details(QlabWindow *self)
 guint qlab_window_get_n_experiments(QlabWindow *self)
 {
     return self->exp_ids->len;
+}
+
+gboolean qlab_window_is_live(QlabWindow *self)
+{
+    return qlab_live_is_connected(self->live);
+}
+
+const char *qlab_window_get_live_status(QlabWindow *self)
+{
+    return gtk_label_get_text(GTK_LABEL(self->live_label));
+}
+
+guint64 qlab_window_get_live_batches(QlabWindow *self)
+{
+    return qlab_live_get_n_batches(self->live);
 }
 
 gboolean qlab_window_export(QlabWindow *self, const char *path, GError **error)

@@ -1,6 +1,8 @@
 /* qlab-window.h — QlabWindow: experiments, filters, the frontier chart, the selected
  * run's details and per-layer views, for one results database. All database work runs in
- * worker threads (qlab-loader.h); the window reloads on its own when the database changes. */
+ * worker threads (qlab-loader.h); the window reloads on its own when the database changes:
+ * on qlabd's progress events when a daemon answers (qlab-live.h), else by polling
+ * PRAGMA data_version. The status bar says which ("live: qlabd" / "live: polling"). */
 #pragma once
 
 #include <gtk/gtk.h>
@@ -31,6 +33,11 @@ QlabLayerView *qlab_window_get_layer_view(QlabWindow *self);
 /* Text of the details pane (the selected run's configuration and results). */
 const char *qlab_window_get_details(QlabWindow *self);
 guint qlab_window_get_n_experiments(QlabWindow *self);
+/* TRUE while connected to qlabd; the status bar's text for it ("live: qlabd" or
+ * "live: polling"); batches of daemon events that asked for a reload so far. */
+gboolean qlab_window_is_live(QlabWindow *self);
+const char *qlab_window_get_live_status(QlabWindow *self);
+guint64 qlab_window_get_live_batches(QlabWindow *self);
 /* Writes the current plot to a .png, .svg or .pdf file. */
 gboolean qlab_window_export(QlabWindow *self, const char *path, GError **error);
 

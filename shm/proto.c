@@ -20,7 +20,7 @@ typedef struct wire_hdr {
 _Static_assert(sizeof(wire_hdr) == QLAB_MSG_HDR_SIZE, "wire header is 16 bytes");
 _Static_assert(sizeof(qlab_msg_submit) == 24 + QLAB_PROTO_PATH_MAX, "submit layout");
 _Static_assert(sizeof(qlab_msg_quant) == 80, "quant layout");
-_Static_assert(sizeof(qlab_quant_metrics) == 48, "metrics layout");
+_Static_assert(sizeof(qlab_quant_metrics) == 64, "metrics layout");
 _Static_assert(sizeof(qlab_exp_info) == 104, "exp info layout");
 _Static_assert(sizeof(qlab_event) == 152, "event layout");
 _Static_assert(QLAB_MSG_HDR_SIZE + sizeof(qlab_msg_reply) <= QLAB_MSG_MAX, "reply fits a slot");

@@ -100,6 +100,8 @@ typedef struct qlab_quant_metrics {
     int32_t  zero_point;
     uint64_t nscales;             /* 1, rows, or rows * ceil(cols / group_size) */
     uint64_t bytes;               /* honest storage: packed codes + scales (+ zero points) */
+    double   cosine;              /* <x, x'> / (|x| |x'|) */
+    double   clip_fraction;       /* fraction of values clipped by the calibrated range */
 } qlab_quant_metrics;
 
 enum {

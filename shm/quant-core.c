@@ -114,6 +114,7 @@ int qlab_shm_quant_core(qlab_shm_quant_scratch *s, const qlab_shm_request *rq,
         .mse = m.mse, .sqnr_db = m.sqnr_db, .max_abs_error = m.max_abs_error,
         .scale = p.scale[0], .zero_point = p.zero_point[0], .nscales = nblocks,
         .bytes = qlab_quant_bytes(rows, cols, &cfg),
+        .cosine = m.cosine, .clip_fraction = m.clip_fraction,
     };
     qlab_qparams_free(&p);
     return 0;

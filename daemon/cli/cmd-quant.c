@@ -2,12 +2,14 @@
  * metrics (PRODUCT.md §5). The tensor is viewed as [shape[0], product of the rest]. Exit
  * status 0, 1 for a bad input file, 2 for bad usage; errors are one "qlab: ..." line. */
 #include <errno.h>
+#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "qlab-cli.h"
+#include "qlab-shm.h"
 #include "qlab-npy.h"
 #include "qlab-quant.h"
 
@@ -19,7 +21,7 @@ static void usage(FILE *f)
         "usage: qlab quant IN.npy [--bits B] [--scheme symmetric|asymmetric]\n"
         "                  [--granularity tensor|channel|group:G]\n"
         "                  [--calibration minmax|percentile:P|mse|entropy]\n"
-        "                  [--out OUT.npy] [--json]\n"
+        "                  [--out OUT.npy] [--json] [--local]\n"
         "\n"
         "Quantizes one float32/float64 .npy tensor (C order, 1-4 dims) to B-bit signed\n"
         "integers (B in 2..8, 16; default 8), symmetric by default, per tensor by default\n"
@@ -29,6 +31,8 @@ static void usage(FILE *f)
         "and the honest memory (packed codes + scales + zero points).\n"
         "  --out OUT.npy  write the dequantized tensor (float32)\n"
         "  --json         print one JSON object instead of the summary\n"
+        "  --local        quantize in this process even when qlabd runs (by default a\n"
+        "                 running qlabd does it, zero-copy through shared memory)\n"
         "QLAB_CPU=scalar|avx2 forces a kernel level, QLAB_THREADS=N the thread count.\n");
 }
 
@@ -134,7 +138,8 @@ static void print_json(const char *in, const qlab_npy *t, const qlab_qconfig *cf
 }
 
 static void print_summary(const char *in, const qlab_npy *t, const qlab_qconfig *cfg,
-                          const qlab_qparams *p, const qlab_metrics *m, size_t bytes)
+                          const qlab_qparams *p, const qlab_metrics *m, size_t bytes,
+                          const char *kernel)
 {
     printf("%s [", in);
     for (int i = 0; i < t->ndim; i++)
@@ -146,7 +151,7 @@ static void print_summary(const char *in, const qlab_npy *t, const qlab_qconfig 
     printf(", %s", qlab_calibration_name(cfg->calibration));
     if (cfg->calibration == QLAB_CALIB_PERCENTILE)
         printf(" %g", cfg->percentile);
-    printf(" (kernel %s)\n", qlab_cpu_level_name());
+    printf(" (kernel %s)\n", kernel);
     if (p->nblocks == 1) {
         printf("  scale          %.9g\n  zero_point     %d\n", (double)p->scale[0],
                (int)p->zero_point[0]);
@@ -185,12 +190,107 @@ static void print_summary(const char *in, const qlab_npy *t, const qlab_qconfig 
     }
 }
 
+/* The zero-copy path through a running qlabd (PRODUCT §7): the tensor goes into this
+ * client's shared data area once, the daemon writes the dequantized tensor, the codes and
+ * the scales and zero points back there, and the metrics come in the reply. Only the
+ * error histogram is binned here, from the two tensors side by side.
+ * Returns the exit status, or -1 when no daemon runs (the caller quantizes in process). */
+static int via_daemon(const char *in, const qlab_npy *t, size_t rows, size_t cols,
+                      const qlab_qconfig *cfg, const char *outp, int json)
+{
+    char dbpath[4096], dir[4096], sock[4096];
+    if (qlab_cli_db_path(NULL, dbpath, sizeof(dbpath)) < 0)
+        return -1;
+    snprintf(dir, sizeof(dir), "%s", dbpath);
+    if (qlab_shm_socket_path(dirname(dir), false, sock, sizeof(sock)) < 0)
+        return -1;
+    size_t n = t->n, nblocks = qlab_qparams_nblocks(rows, cols, cfg);
+    size_t code_size = cfg->bits <= 8 ? 1 : 2;
+    size_t deq_off = n * 4, codes_off = 2 * n * 4;
+    size_t scales_off = (codes_off + n * code_size + 7) & ~(size_t)7;
+    size_t need = scales_off + nblocks * 8;
+    qlab_shm_client_opts o = QLAB_SHM_CLIENT_OPTS_DEFAULT;
+    o.data_size = (need + (1u << 20) - 1) & ~(size_t)((1u << 20) - 1);
+    qlab_shm_client *c = NULL;
+    int r = qlab_shm_connect(sock, &o, &c);
+    if (r < 0)
+        return -1;
+    size_t size;
+    unsigned char *data = qlab_shm_client_data(c, &size);
+    memcpy(data, t->data, n * sizeof(float));
+    qlab_msg_quant q = {
+        .bits = (uint32_t)cfg->bits,
+        .scheme = cfg->scheme == QLAB_SCHEME_SYMMETRIC ? QLAB_PROTO_SYMMETRIC
+                                                       : QLAB_PROTO_ASYMMETRIC,
+        .granularity = cfg->granularity == QLAB_GRAN_TENSOR    ? QLAB_PROTO_GRAN_TENSOR
+                       : cfg->granularity == QLAB_GRAN_CHANNEL ? QLAB_PROTO_GRAN_CHANNEL
+                                                               : QLAB_PROTO_GRAN_GROUP,
+        .group_size = cfg->granularity == QLAB_GRAN_GROUP ? (uint32_t)cfg->group_size : 0,
+        .calibration = cfg->calibration == QLAB_CALIB_MINMAX       ? QLAB_PROTO_CALIB_MINMAX
+                       : cfg->calibration == QLAB_CALIB_PERCENTILE ? QLAB_PROTO_CALIB_PERCENTILE
+                       : cfg->calibration == QLAB_CALIB_MSE        ? QLAB_PROTO_CALIB_MSE
+                                                                   : QLAB_PROTO_CALIB_ENTROPY,
+        .percentile = (float)cfg->percentile,
+        .rows = rows, .cols = cols,
+        .in_off = 0, .deq_off = deq_off, .codes_off = codes_off,
+        .scales_off = scales_off, .scales_len = nblocks * 8,
+    };
+    qlab_quant_metrics qm;
+    qlab_err err = { 0 };
+    r = qlab_shm_quant(c, &q, &qm, &err);
+    if (r < 0) {
+        fprintf(stderr, "qlab: %s: %s (via qlabd)\n", in, err.msg);
+        qlab_shm_client_free(c);
+        return 1;
+    }
+    const float *deq = (const float *)(data + deq_off);
+    qlab_qparams p = { .nblocks = nblocks, .scale = (float *)(data + scales_off),
+                       .zero_point = (int32_t *)(data + scales_off + nblocks * 4) };
+    uint64_t hist[HIST_BINS] = { 0 };
+    qlab_metrics m = { .n = n, .mse = qm.mse, .sqnr_db = qm.sqnr_db,
+                       .max_abs_error = qm.max_abs_error, .cosine = qm.cosine,
+                       .clip_fraction = qm.clip_fraction, .nbins = HIST_BINS,
+                       .hist_lo = (float)-qm.max_abs_error, .hist_hi = (float)qm.max_abs_error,
+                       .hist = hist };
+    if (cfg->calibration == QLAB_CALIB_MINMAX) {
+        /* The same range as the in-process path: half the largest step. */
+        float smax = 0.0f;
+        for (size_t b = 0; b < nblocks; b++)
+            smax = fmaxf(smax, p.scale[b]);
+        m.hist_hi = smax * 0.5f * (1.0f + 0x1.0p-20f);
+        m.hist_lo = -m.hist_hi;
+    }
+    double w = ((double)m.hist_hi - (double)m.hist_lo) / HIST_BINS;
+    for (size_t i = 0; i < n; i++) {
+        double e = (double)deq[i] - (double)t->data[i];
+        long b = w > 0 ? (long)((e - m.hist_lo) / w) : HIST_BINS / 2;
+        hist[b < 0 ? 0 : b >= HIST_BINS ? HIST_BINS - 1 : b]++;
+    }
+    int status = 0;
+    if (outp) {
+        qlab_err werr = { 0 };
+        if (qlab_npy_write_f32(outp, deq, t->ndim, t->shape, &werr) < 0) {
+            fprintf(stderr, "qlab: %s\n", werr.msg);
+            status = 1;
+        }
+    }
+    if (status == 0) {
+        if (json)
+            print_json(in, t, cfg, &p, &m, (size_t)qm.bytes);
+        else
+            print_summary(in, t, cfg, &p, &m, (size_t)qm.bytes, "qlabd");
+        status = fflush(stdout) == 0 ? 0 : 1;
+    }
+    qlab_shm_client_free(c);
+    return status;
+}
+
 int qlab_cmd_quant(int argc, char **argv)
 {
     qlab_qconfig cfg;
     qlab_qconfig_init(&cfg);
     const char *in = NULL, *outp = NULL;
-    int json = 0, bad = 0;
+    int json = 0, bad = 0, local = 0;
     for (int i = 1; i < argc && !bad; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -198,6 +298,8 @@ int qlab_cmd_quant(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "--json")) {
             json = 1;
+        } else if (!strcmp(a, "--local")) {
+            local = 1;
         } else if ((v = flag_value(argc, argv, &i, "--bits", &bad))) {
             char *end;
             errno = 0;
@@ -270,6 +372,14 @@ int qlab_cmd_quant(int argc, char **argv)
         fprintf(stderr, "qlab: %s: empty tensor\n", in);
         goto done;
     }
+    if (!local) {
+        int d = via_daemon(in, &t, rows, cols, &cfg, outp, json);
+        if (d >= 0) {
+            status = d;
+            goto done;
+        }
+        /* No daemon: quantize here. */
+    }
     r = qlab_calibrate(t.data, rows, cols, &cfg, &p);
     if (r == 0 && cfg.calibration == QLAB_CALIB_MINMAX) {
         /* Nothing is clipped: every error is within half a step of its block, so the
@@ -307,7 +417,7 @@ int qlab_cmd_quant(int argc, char **argv)
     if (json)
         print_json(in, &t, &cfg, &p, &m, bytes);
     else
-        print_summary(in, &t, &cfg, &p, &m, bytes);
+        print_summary(in, &t, &cfg, &p, &m, bytes, qlab_cpu_level_name());
     status = fflush(stdout) == 0 ? 0 : 1;
 done:
     qlab_qparams_free(&p);

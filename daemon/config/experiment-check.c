@@ -218,10 +218,17 @@ static int weighted_names(ctx *c, char names[][64], size_t max)
     const char *ls = meta(c, "qlab.layers");
     json_object *arr = ls ? json_tokener_parse(ls) : NULL;
     for (size_t i = 0; arr && i < json_object_array_length(arr) && n < max; i++) {
-        json_object *l = json_object_array_get_idx(arr, i), *v;
-        if (json_object_object_get_ex(l, "weight", &v) &&
-            json_object_object_get_ex(l, "name", &v))
+        json_object *l = json_object_array_get_idx(arr, i), *w, *v;
+        if (!json_object_object_get_ex(l, "weight", &w))
+            continue;
+        if (json_object_object_get_ex(l, "name", &v)) {
             snprintf(names[n++], 64, "%s", json_object_get_string(v));
+        } else {
+            /* Unnamed: the weight's prefix, as the model loader names it. */
+            const char *wn = json_object_get_string(w), *dot = strrchr(wn, '.');
+            int len = dot && dot != wn ? (int)(dot - wn) : (int)strlen(wn);
+            snprintf(names[n++], 64, "%.*s", len, wn);
+        }
     }
     json_object_put(arr);
     return (int)n;
@@ -243,6 +250,12 @@ static int build_model(ctx *c, const qlab_raw_model *m)
     if (r < 0)
         return FAIL(c, "model.path", "cannot read model '%s': %s", m->path,
                     why ? why : strerror(-r));
+    /* Stored canonical ("/x/data/m.safetensors", not "/x/experiments/../data/..."). */
+    char *canon = realpath(e->model_path, NULL);
+    if (canon) {
+        free(e->model_path);
+        e->model_path = canon;
+    }
     if (m->input) {
         if (m->input_count != 3)
             return FAIL(c, "model.input", "input must be [channels, height, width], not %u "

@@ -302,6 +302,8 @@ typedef struct log_buf {
     size_t len;
 } log_buf;
 
+/* libcyaml's log: kept (ERROR level only) for translate(); never printed. */
+__attribute__((format(printf, 3, 0)))
 static void capture_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
 {
     log_buf *lb = ctx;
@@ -365,6 +367,8 @@ static void frames_path(const bt_frame *frames, int n, int from, char *buf, size
     }
 }
 
+static int strict_integer(const char *s);
+
 static int translate(const char *text, const qlab_ymap *map, const char *file, qlab_err *err)
 {
     char msg[512], full[256], container[256], child[320], words[256], key[64];
@@ -422,6 +426,10 @@ static int translate(const char *text, const qlab_ymap *map, const char *file, q
             return qlab_err_set(err, -EINVAL, "%s:%d:%d: unknown %s '%s' (expected one of: %s)",
                                 file, line, col, key, node->value, words);
         }
+        if (v && (v->type == CYAML_INT || v->type == CYAML_UINT) &&
+            strict_integer(node->value))
+            return qlab_err_set(err, -ERANGE, "%s:%d:%d: %s %s is out of range", file, line,
+                                col, key, node->value);
         return qlab_err_set(err, -EINVAL, "%s:%d:%d: %s must be %s, not '%s'", file, line, col,
                             key, v ? type_words(v->type) : "a value", node->value);
     }

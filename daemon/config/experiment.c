@@ -62,6 +62,20 @@ int qlab_experiment_error(const qlab_experiment *e, qlab_err *err, int code,
     return qlab_err_set(err, code, "%s:%d:%d: %s", e->path, line, col, msg);
 }
 
+void qlab_experiment_to_new(const qlab_experiment *e, qlab_experiment_new *n)
+{
+    memset(n, 0, sizeof *n);
+    n->name = e->name;
+    n->yaml = e->yaml;
+    n->yaml_path = e->abs_path;
+    n->config_hash = e->config_hash;
+    n->model_path = e->model_path;
+    n->dataset = e->dataset;
+    n->calib_samples = e->calib_samples;
+    n->calib_seed = e->calib_seed;
+    n->workers = e->workers;
+}
+
 void qlab_experiment_free(qlab_experiment *e)
 {
     if (!e)
@@ -72,6 +86,7 @@ void qlab_experiment_free(qlab_experiment *e)
     }
     free(e->name);
     free(e->path);
+    free(e->abs_path);
     free(e->dir);
     free(e->yaml);
     free(e->model_path);
@@ -174,5 +189,7 @@ int qlab_experiment_load(qlab_experiment **out, const char *path, qlab_err *err)
     int r = qlab_experiment_load_buffer(out, buf, len, path, dir, err);
     free(dir);
     free(buf);
+    if (r == 0)
+        (*out)->abs_path = realpath(path, NULL); /* NULL on failure: the path is optional */
     return r;
 }

@@ -61,7 +61,8 @@ typedef struct qlab_exp_exclude {
 
 typedef struct qlab_experiment {
     char *name;
-    char *path;                   /* the YAML file as given */
+    char *path;                   /* the YAML file as given (used in messages) */
+    char *abs_path;               /* its absolute path (NULL for buffers) */
     char *dir;                    /* folder relative paths resolve from */
     char *yaml;                   /* file contents (NUL-terminated) */
     size_t yaml_len;
@@ -121,6 +122,10 @@ int qlab_experiment_locate(const qlab_experiment *e, const char *key_path, int *
 int qlab_experiment_error(const qlab_experiment *e, qlab_err *err, int code,
                           const char *key_path, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+
+/* Fills n for qlab_store_create_experiment (pointers into e: keep e alive meanwhile).
+ * qlab_version and kernel are left NULL. */
+void qlab_experiment_to_new(const qlab_experiment *e, qlab_experiment_new *n);
 
 /* FNV-1a 64 of n bytes. */
 uint64_t qlab_fnv1a64(const void *data, size_t n);

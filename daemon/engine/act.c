@@ -124,11 +124,48 @@ void qlab_act_hook(qlab_act_sim *a, qlab_forward_opts *fo)
     fo->hook_ctx = a;
 }
 
+/* The int8 library evaluates whole-model quantized inference the way an int8 runtime
+ * runs it (activations requantized at every layer's output, ReLU fused): on integer
+ * kernels for 8-bit weights and activations, by fake-quant at the same points otherwise.
+ * It takes one weight configuration for every layer, per tensor or per channel; runs with
+ * per-layer overrides or per-group weights use the engine's own simulation instead. */
+static int w8a8_path(qlab_exp_ctx *ctx, const qlab_run_config *rc, double *accuracy,
+                     int *simulated, char *kernel, size_t kernel_len, qlab_err *err)
+{
+    if ((rc->overrides && *rc->overrides) || rc->weights.granularity == QLAB_GRAN_GROUP)
+        return -ENOTSUP;
+    qlab_w8a8_config wc;
+    qlab_w8a8_config_init(&wc);
+    wc.weights = rc->weights;
+    wc.act_bits = rc->act_bits;
+    wc.act_calib = rc->act.calibration;
+    wc.act_percentile = rc->act.percentile;
+    wc.simulate = !(rc->weights.bits == 8 && rc->act_bits == 8);
+    qlab_w8a8_result res = { 0 };
+    int r = qlab_eval_w8a8(ctx->model, ctx->act, ctx->test, &wc, NULL, &res, err);
+    if (r < 0)
+        return r;
+    *accuracy = res.accuracy;
+    *simulated = res.simulated;
+    snprintf(kernel, kernel_len, "%s",
+             res.simulated ? qlab_cpu_level_name() : qlab_int8_isa_name(res.isa));
+    qlab_w8a8_result_clear(&res);
+    return 0;
+}
+
 int qlab_act_accuracy(qlab_exp_ctx *ctx, qlab_act_sim *a, const qlab_run_config *rc,
                       double *accuracy, int *simulated, char *kernel, size_t kernel_len,
                       qlab_err *err)
 {
-    (void)rc;
+    qlab_err werr = { 0 };
+    int r0 = w8a8_path(ctx, rc, accuracy, simulated, kernel, kernel_len, &werr);
+    if (r0 == 0)
+        return 0;
+    if (r0 != -ENOTSUP) {
+        if (err)
+            *err = werr;
+        return r0;
+    }
     qlab_forward_opts fo = { .weights = a->wq };
     qlab_act_hook(a, &fo);
     int r = qlab_model_accuracy(ctx->model, ctx->test, &fo, accuracy, err);

@@ -170,7 +170,8 @@ int qlab_store_cancel_experiment(qlab_store *s, int64_t experiment_id, qlab_err 
 int qlab_store_fail_experiment(qlab_store *s, int64_t experiment_id, const char *error,
                                qlab_err *err);
 
-/* FP32 baseline, measured once per experiment. sha256/kernel may be NULL (kept). */
+/* FP32 baseline, measured once per experiment. sha256/kernel may be NULL (kept). Runs
+ * already done get their accuracy_delta and compression (re)computed from it. */
 int qlab_store_set_baseline(qlab_store *s, int64_t experiment_id, double fp32_accuracy,
                             int64_t fp32_bytes, const char *model_sha256,
                             const char *kernel, qlab_err *err);
@@ -222,6 +223,33 @@ int qlab_store_list_runs(qlab_store *s, int64_t experiment_id, int status_filter
 /* The frontier view's rows of an experiment, smallest total_bytes first. */
 int qlab_store_frontier(qlab_store *s, int64_t experiment_id, qlab_run_row **rows,
                         size_t *n, qlab_err *err);
+
+/* Per-layer metrics of a run, in model order. Doubles that are NULL read as NAN. */
+typedef struct qlab_layer_row {
+    char layer[64], kind[16];
+    int position;
+    int64_t params, bytes;
+    int bits;                /* 0: layer kept in FP32 */
+    char scheme[16], granularity[16]; /* "" for FP32 layers */
+    int group_size;          /* 0 unless granularity is "group" */
+    double weight_mse, weight_sqnr_db, max_abs_error, cosine, clip_fraction;
+    double output_sqnr_db, output_mse, output_cosine;
+} qlab_layer_row;
+
+int qlab_store_layer_metrics(qlab_store *s, int64_t run_id, qlab_layer_row **rows, size_t *n,
+                             qlab_err *err); /* free(rows) */
+
+/* Error histograms of a run (counts decoded from the little-endian BLOB). */
+typedef struct qlab_hist_row {
+    char layer[64], tensor[8];
+    double lo, hi;
+    int nbins;
+    uint32_t *counts;
+} qlab_hist_row;
+
+int qlab_store_histograms(qlab_store *s, int64_t run_id, qlab_hist_row **rows, size_t *n,
+                          qlab_err *err);
+void qlab_hist_rows_free(qlab_hist_row *rows, size_t n);
 
 void qlab_experiment_row_clear(qlab_experiment_row *r);
 void qlab_experiment_rows_free(qlab_experiment_row *rows, size_t n);

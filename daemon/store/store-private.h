@@ -59,3 +59,9 @@ int qlab_store_read_run_config(sqlite3_stmt *st, int first, qlab_run_config *c);
 #define QLAB_RUN_CONFIG_COLUMNS \
     "bits, scheme, granularity, group_size, calibration, percentile, act_bits, " \
     "act_calibration, act_percentile, overrides, config, config_hash"
+
+/* Steps st to the end, collecting rows of `size` bytes read by fn (0 or -ENOMEM) into a
+ * malloc'd array; on failure every row read so far is cleared with clear(). */
+typedef int (*qlab_store_read_fn)(sqlite3_stmt *st, void *row);
+int qlab_store_collect(qlab_store *s, sqlite3_stmt *st, size_t size, qlab_store_read_fn fn,
+                       void (*clear)(void *), void **rows, size_t *n, qlab_err *err);

@@ -214,8 +214,6 @@ void qlab_run_rows_free(qlab_run_row *rows, size_t n)
     free(rows);
 }
 
-typedef int (*read_fn)(sqlite3_stmt *st, void *row);
-
 static int read_experiment_list(sqlite3_stmt *st, void *row)
 {
     return read_experiment(st, row, 0);
@@ -226,9 +224,8 @@ static int read_run_any(sqlite3_stmt *st, void *row)
     return read_run(st, row);
 }
 
-/* Steps st to the end, collecting rows of `size` bytes read by fn into a malloc'd array. */
-static int collect(qlab_store *s, sqlite3_stmt *st, size_t size, read_fn fn,
-                   void (*clear)(void *), void **rows, size_t *n, qlab_err *err)
+int qlab_store_collect(qlab_store *s, sqlite3_stmt *st, size_t size, qlab_store_read_fn fn,
+                       void (*clear)(void *), void **rows, size_t *n, qlab_err *err)
 {
     char *arr = NULL;
     size_t count = 0, cap = 0;
@@ -284,7 +281,7 @@ int qlab_store_list_experiments(qlab_store *s, qlab_experiment_row **rows, size_
                                " ORDER BY id DESC",
                                &st, err);
     if (r >= 0) {
-        r = collect(s, st, sizeof **rows, read_experiment_list, clear_experiment,
+        r = qlab_store_collect(s, st, sizeof **rows, read_experiment_list, clear_experiment,
                     (void **)rows, n, err);
         sqlite3_finalize(st);
     }
@@ -330,7 +327,7 @@ static int list_runs(qlab_store *s, const char *sql, int64_t experiment_id, int 
         if (status >= 0)
             sqlite3_bind_text(st, 2, qlab_status_name((qlab_status)status), -1,
                               SQLITE_STATIC);
-        r = collect(s, st, sizeof **rows, read_run_any, clear_run, (void **)rows, n, err);
+        r = qlab_store_collect(s, st, sizeof **rows, read_run_any, clear_run, (void **)rows, n, err);
         sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&s->lock);

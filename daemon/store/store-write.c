@@ -522,5 +522,21 @@ int qlab_store_set_baseline(qlab_store *s, int64_t experiment_id, double fp32_ac
     sqlite3_finalize(st);
     if (r >= 0 && sqlite3_changes(s->db) != 1)
         r = qlab_err_set(err, -ENOENT, "no experiment %lld", (long long)experiment_id);
+    if (r < 0)
+        return end(s, r, err);
+    /* Runs finished before the baseline was known (or under an earlier measurement, after
+     * a resume) get their derived columns from this one. */
+    r = run_stmt(s->db,
+                 "UPDATE runs SET accuracy_delta = accuracy - ?1,"
+                 " compression = ?2 * 1.0 / nullif(total_bytes, 0)"
+                 " WHERE experiment_id = ?3 AND status = 'done'",
+                 err, NULL, &st);
+    if (r < 0)
+        return end(s, r, err);
+    qlab_store_bind_real(st, 1, fp32_accuracy);
+    sqlite3_bind_int64(st, 2, fp32_bytes);
+    sqlite3_bind_int64(st, 3, experiment_id);
+    r = qlab_store_step_done(s->db, st, err, "updating finished runs");
+    sqlite3_finalize(st);
     return end(s, r, err);
 }

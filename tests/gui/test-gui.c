@@ -73,6 +73,11 @@ static int setup(void **state)
         return -1;
     /* The app remembers the last database under the config dir: keep the user's clean. */
     g_setenv("XDG_CONFIG_HOME", tmpdir, TRUE);
+    /* No daemon here: a qlabd someone runs at the usual socket must not serve this test
+     * (test-live covers the daemon). */
+    char *sock = g_build_filename(tmpdir, "no-qlabd.sock", NULL);
+    g_setenv("QLAB_SOCKET", sock, TRUE);
+    g_free(sock);
     db_path = g_build_filename(tmpdir, "fixture.db", NULL);
     const char *root = g_getenv("QLAB_SOURCE_ROOT");
     char *schema = g_build_filename(root ? root : ".", "daemon", "store", "schema.sql", NULL);
@@ -323,6 +328,8 @@ static void test_live_update(void **state)
 {
     QlabChart *chart = qlab_window_get_chart(win);
     size_t before = qlab_chart_get_data(chart)->n;
+    assert_false(qlab_window_is_live(win));
+    assert_string_equal(qlab_window_get_live_status(win), "live: polling");
     sqlite3 *db;
     assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
@@ -335,7 +342,7 @@ static void test_live_update(void **state)
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
-    /* No reload call: the poller must see the commit within about a second. */
+    /* No reload call and no daemon: the poller must see the commit within a second. */
     gint64 until = g_get_monotonic_time() + 10 * G_TIME_SPAN_SECOND;
     while (g_get_monotonic_time() < until && qlab_chart_get_data(chart)->n == before)
         g_main_context_iteration(NULL, TRUE);

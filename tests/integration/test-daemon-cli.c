@@ -208,6 +208,23 @@ static void test_submit_wait_and_commands(void **state)
     sleep_ms(1500);
     rc = sh(out, sizeof(out), "%s status %lld 2>&1", qlab_path, (long long)id);
     assert_non_null(strstr(out, "cancelled"));
+
+    /* qlab quant through the daemon's shared memory equals the in-process result: the
+     * same JSON (parameters, metrics, histogram) and the same dequantized bytes. */
+    const char *src = getenv("QLAB_SOURCE_ROOT");
+    char a[8192], b[8192];
+    rc = sh(a, sizeof(a), "%s quant %s/tests/core/fixtures/demo.npy --bits 3 --scheme "
+                          "asymmetric --granularity group:32 --calibration mse --json "
+                          "--out %s/d.npy 2>&1", qlab_path, src ? src : QLAB_SOURCE_ROOT, tmpdir);
+    assert_int_equal(rc, 0);
+    rc = sh(b, sizeof(b), "%s quant %s/tests/core/fixtures/demo.npy --bits 3 --scheme "
+                          "asymmetric --granularity group:32 --calibration mse --json "
+                          "--out %s/l.npy --local 2>&1", qlab_path, src ? src : QLAB_SOURCE_ROOT,
+            tmpdir);
+    assert_int_equal(rc, 0);
+    assert_string_equal(a, b);
+    rc = sh(out, sizeof(out), "cmp %s/d.npy %s/l.npy 2>&1", tmpdir, tmpdir);
+    assert_int_equal(rc, 0);
     stop_daemon();
 }
 

@@ -181,7 +181,8 @@ static void test_export_bytes(void **state)
         qlab_qconfig cfg;
         case_config(&CASES[ci], &cfg);
         qlab_wo_result res;
-        assert_int_equal(qlab_weight_only_prepare(m, &cfg, NULL, NULL, &res, NULL), 0);
+        qlab_wo_weights wq;
+        assert_int_equal(qlab_weight_only_prepare(m, &cfg, NULL, &wq, &res, NULL), 0);
         size_t bytes = 0;
         qlab_err err = {0};
         if (qlab_model_export_weight_only(m, &cfg, NULL, path, &bytes, &err) < 0)
@@ -200,7 +201,39 @@ static void test_export_bytes(void **state)
         assert_int_equal(codes->nbytes, qlab_packed_bytes(128 * 1568, cfg.bits));
         assert_int_equal(qlab_st_find(st, "fc1.weight.zero_point") != NULL,
                          cfg.scheme == QLAB_SCHEME_ASYMMETRIC);
+        /* what was written is what was evaluated: unpack + dequantize every layer from the
+         * file and compare bit for bit with the fake-quantized weights */
+        for (size_t i = 0; i < m->nlayers; i++) {
+            const qlab_layer *l = &m->layers[i];
+            if (!l->weight)
+                continue;
+            char name[160];
+            size_t rows = (size_t)l->rows, cols = (size_t)l->cols, n = rows * cols;
+            snprintf(name, sizeof name, "%s.qcodes", l->weight->name);
+            const qlab_tensor *qc = qlab_st_find(st, name);
+            snprintf(name, sizeof name, "%s.scale", l->weight->name);
+            const qlab_tensor *sc = qlab_st_find(st, name);
+            snprintf(name, sizeof name, "%s.zero_point", l->weight->name);
+            const qlab_tensor *zp = qlab_st_find(st, name);
+            assert_non_null(qc);
+            assert_non_null(sc);
+            qlab_qparams qp;
+            assert_int_equal(qlab_qparams_alloc(&qp, sc->numel), 0);
+            for (size_t k = 0; k < sc->numel; k++) {
+                qp.scale[k] = sc->f32[k];
+                qp.zero_point[k] = zp ? ((const int8_t *)zp->raw)[k] : 0;
+            }
+            int16_t *q = malloc(n * sizeof *q);
+            float *deq = malloc(n * sizeof *deq);
+            assert_int_equal(qlab_unpack_codes(qc->raw, n, cfg.bits, q), 0);
+            assert_int_equal(qlab_dequantize(q, rows, cols, &cfg, &qp, deq), 0);
+            assert_memory_equal(deq, wq.weights[i], n * sizeof *deq);
+            free(q);
+            free(deq);
+            qlab_qparams_free(&qp);
+        }
         qlab_st_close(st);
+        qlab_wo_weights_clear(&wq);
         qlab_wo_result_clear(&res);
     }
     qlab_model_free(m);

@@ -13,6 +13,7 @@
 
 #include "qlab-config.h"
 #include "qlab-experiment.h"
+#include "store-test-util.h"
 
 static const char *root(void)
 {
@@ -37,6 +38,13 @@ static int load_text(qlab_experiment **e, const char *yaml, qlab_err *err)
     char dir[512];
     snprintf(dir, sizeof dir, "%s/experiments", root());
     return qlab_experiment_load_buffer(e, yaml, strlen(yaml), "x.yaml", dir, err);
+}
+
+static int load_text_n(qlab_experiment **e, const char *yaml, size_t len, qlab_err *err)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/experiments", root());
+    return qlab_experiment_load_buffer(e, yaml, len, "x.yaml", dir, err);
 }
 
 static void test_fnv1a(void **state)
@@ -219,6 +227,106 @@ static void test_limits(void **state)
     assert_string_equal(err.msg, "/nonexistent/x.yaml: No such file or directory");
 }
 
+/* Random edits of a valid file never crash the loader, and every failure is one line
+ * "x.yaml:LINE:COL: message" with LINE inside the file. */
+static void test_mutations(void **state)
+{
+    (void)state;
+    char p[512];
+    snprintf(p, sizeof p, "%s/experiments/fashion-cnn.yaml", root());
+    FILE *f = fopen(p, "rb");
+    assert_non_null(f);
+    static char orig[16384], buf[16384];
+    size_t len = fread(orig, 1, sizeof orig - 1, f);
+    fclose(f);
+    int lines = 1;
+    for (size_t i = 0; i < len; i++)
+        lines += orig[i] == '\n';
+    static const char alphabet[] = ":-[]{},#&*!|>'\"% \n\t0123456789.abcxyz";
+    unsigned seed = 4242;
+    int failed = 0, loaded = 0;
+    for (int iter = 0; iter < 1500; iter++) {
+        memcpy(buf, orig, len);
+        int edits = 1 + iter % 3;
+        for (int k = 0; k < edits; k++) {
+            seed = seed * 1103515245u + 12345u;
+            size_t at = (seed >> 8) % len;
+            seed = seed * 1103515245u + 12345u;
+            buf[at] = alphabet[(seed >> 8) % (sizeof alphabet - 1)];
+        }
+        qlab_experiment *e = NULL;
+        qlab_err err = { 0 };
+        if (load_text_n(&e, buf, len, &err) == 0) {
+            loaded++;
+            qlab_experiment_free(e);
+            continue;
+        }
+        failed++;
+        int line = 0, col = 0, used = 0;
+        if (sscanf(err.msg, "x.yaml:%d:%d: %n", &line, &col, &used) != 2 || used == 0 ||
+            !err.msg[used] || strchr(err.msg, '\n') || line < 1 || line > lines + 1 ||
+            col < 1)
+            fail_msg("bad message for mutation %d: %s", iter, err.msg);
+    }
+    /* Both outcomes happen: the test exercises errors and successes. */
+    assert_true(failed > 100);
+    assert_true(loaded > 10);
+}
+
+/* An experiment file into the store: one experiment row with the file, 280 pending runs
+ * whose configuration columns match the expansion. */
+static void test_into_store(void **state)
+{
+    (void)state;
+    char dir[256], path[300], p[512];
+    tmpdb_path(path, sizeof path, dir, sizeof dir);
+    qlab_store *s;
+    qlab_err err = { 0 };
+    assert_int_equal(qlab_store_open(&s, path, 0, &err), 0);
+    snprintf(p, sizeof p, "%s/experiments/fashion-mlp.yaml", root());
+    qlab_experiment *e;
+    assert_int_equal(qlab_experiment_load(&e, p, &err), 0);
+    assert_non_null(e->abs_path);
+    assert_null(strstr(e->model_path, ".."));
+    qlab_run_config *runs;
+    size_t n;
+    assert_int_equal(qlab_experiment_expand(e, &runs, &n, &err), 0);
+    qlab_experiment_new en;
+    qlab_experiment_to_new(e, &en);
+    int64_t id;
+    assert_int_equal(qlab_store_create_experiment(s, &en, runs, n, &id, NULL, &err), 0);
+    qlab_experiment_row row;
+    assert_int_equal(qlab_store_get_experiment(s, id, &row, &err), 0);
+    assert_int_equal(row.runs_total, 280);
+    assert_int_equal(row.runs_pending, 280);
+    assert_string_equal(row.yaml, e->yaml);
+    assert_string_equal(row.config_hash, e->config_hash);
+    assert_string_equal(row.yaml_path, e->abs_path);
+    assert_int_equal(row.calib_seed, 1);
+    qlab_experiment_row_clear(&row);
+    qlab_run_row *rows;
+    size_t nr;
+    assert_int_equal(qlab_store_list_runs(s, id, -1, &rows, &nr, &err), 0);
+    assert_int_equal(nr, 280);
+    for (size_t i = 0; i < nr; i++) {
+        assert_string_equal(rows[i].cfg.config, runs[i].config);
+        assert_string_equal(rows[i].cfg.config_hash, runs[i].config_hash);
+        assert_int_equal(rows[i].cfg.weights.bits, runs[i].weights.bits);
+        assert_int_equal(rows[i].cfg.weights.scheme, runs[i].weights.scheme);
+        assert_int_equal(rows[i].cfg.weights.granularity, runs[i].weights.granularity);
+        assert_int_equal(rows[i].cfg.weights.group_size, runs[i].weights.group_size);
+        assert_int_equal(rows[i].cfg.weights.calibration, runs[i].weights.calibration);
+        assert_true(rows[i].cfg.weights.percentile == runs[i].weights.percentile);
+    }
+    qlab_run_rows_free(rows, nr);
+    /* Submitting the same file again is a new experiment, same hashes (no clash). */
+    assert_int_equal(qlab_store_create_experiment(s, &en, runs, n, &id, NULL, &err), 0);
+    qlab_run_configs_free(runs, n);
+    qlab_experiment_free(e);
+    qlab_store_close(s);
+    tmpdb_remove(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -228,6 +336,8 @@ int main(void)
         cmocka_unit_test(test_dedup_and_exclusions),
         cmocka_unit_test(test_locate_and_error),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_into_store),
     };
     return cmocka_run_group_tests_name("experiment", tests, NULL, NULL);
 }

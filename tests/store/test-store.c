@@ -404,6 +404,32 @@ static void test_lifecycle(void **state)
     query_text(db, sql, buf, sizeof buf);
     assert_string_equal(buf, "010000002C010000FFFFFFFF07000000 4 -0.5 0.5");
 
+    /* Read back through the API. */
+    qlab_layer_row *lr;
+    size_t nl;
+    assert_int_equal(qlab_store_layer_metrics(f->s, ids[0], &lr, &nl, &err), 0);
+    assert_int_equal(nl, 2);
+    assert_string_equal(lr[0].layer, "fc1");
+    assert_int_equal(lr[0].bits, 2);
+    assert_string_equal(lr[0].granularity, "group");
+    assert_int_equal(lr[0].group_size, 32);
+    assert_true(close_to(lr[0].weight_sqnr_db, 12.5, 0));
+    assert_true(isnan(lr[0].output_cosine));
+    assert_int_equal(lr[1].bits, 0);
+    assert_string_equal(lr[1].scheme, "");
+    assert_int_equal(lr[1].params, 32768);
+    free(lr);
+    qlab_hist_row *hr;
+    size_t nh;
+    assert_int_equal(qlab_store_histograms(f->s, ids[0], &hr, &nh, &err), 0);
+    assert_int_equal(nh, 1);
+    assert_string_equal(hr[0].tensor, "weight");
+    assert_int_equal(hr[0].nbins, 4);
+    assert_int_equal(hr[0].counts[1], 300);
+    assert_int_equal(hr[0].counts[2], UINT32_MAX);
+    assert_true(close_to(hr[0].lo, -0.5, 0));
+    qlab_hist_rows_free(hr, nh);
+
     /* Failure, then cancellation of the rest. */
     assert_int_equal(qlab_store_claim_run(f->s, 0, &c, &err), 1);
     qlab_run_config_clear(&c.cfg);
@@ -456,6 +482,11 @@ static void test_experiment_done_when_all_finished(void **state)
     assert_int_equal(qlab_store_fail_run(f->s, ids[1], "x", NULL), 0);
     query_text(qlab_store_db(f->s), sql, buf, sizeof buf);
     assert_string_equal(buf, "done");
+    /* A baseline measured after the runs finished still fills their derived columns. */
+    assert_int_equal(qlab_store_set_baseline(f->s, exp, 60, 400, NULL, NULL, NULL), 0);
+    snprintf(sql, sizeof sql, "SELECT accuracy_delta * 100 + compression FROM runs"
+             " WHERE id = %lld", (long long)ids[0]);
+    assert_int_equal(query_int(qlab_store_db(f->s), sql), -1000 + 40);
 }
 
 /* A daemon killed with runs in flight: they go back to pending and run again, once. */
