@@ -164,10 +164,10 @@ static void on_connected(GObject *src, GAsyncResult *res, gpointer data)
     live->event_src = g_unix_fd_add(qlab_shm_client_event_fd(c), G_IO_IN, on_event_fd, live);
     live->hup_src = g_unix_fd_add(qlab_shm_client_socket_fd(c), G_IO_IN | G_IO_HUP | G_IO_ERR,
                                   on_socket, live);
+    /* on_state reloads: that covers what the daemon wrote between the window's last load
+     * and now, and the events the SUBSCRIBE call set aside. */
     live->on_state(live->user_data);
-    /* Events that came with the SUBSCRIBE reply, and whatever the daemon wrote between
-     * the window's last load and now: reload once. */
-    if (!drain(live, TRUE)) {
+    if (!drain(live, FALSE)) {
         disconnect(live);
         live->on_state(live->user_data);
     }

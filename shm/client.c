@@ -89,8 +89,10 @@ int qlab_shm_client_recv(qlab_shm_client *c, qlab_msg *out, int timeout_ms)
             return r;
         slot = qlab_ring_cons_slot(&c->cq, &err);
     }
+    /* A corrupt ring is fatal and says so with -EIO: nothing was consumed, so a caller
+     * that skipped it like an undecodable message (which is consumed) would spin. */
     if (err < 0 || !slot)
-        return err < 0 ? err : -EAGAIN;
+        return err < 0 ? -EIO : -EAGAIN;
     r = qlab_proto_decode(slot, c->cq.slot_size, out, c->data_size);
     if (qlab_ring_cons_release(&c->cq))
         qlab_futex_wake(&c->cq.ctl->head);

@@ -122,7 +122,8 @@ uint64_t qlab_shm_client_id(const qlab_shm_client *c);
 /* Sends m (m->id is assigned when 0), waiting up to timeout_ms (-1: forever) for room. */
 int qlab_shm_client_send(qlab_shm_client *c, qlab_msg *m, int timeout_ms);
 /* The next message of the daemon's ring (replies and events, unsorted). -ETIMEDOUT,
- * -ECONNRESET when the daemon died, -EPROTO when its ring is corrupt. */
+ * -ECONNRESET when the daemon died, -EIO when its ring is corrupt (fatal), -EBADMSG /
+ * -EMSGSIZE / -EPROTO for one undecodable message (consumed; the next may be fine). */
 int qlab_shm_client_recv(qlab_shm_client *c, qlab_msg *out, int timeout_ms);
 /* Request/response: sends req, returns once its reply arrived (events received meanwhile
  * are kept for qlab_shm_client_next_event). Returns 0 once a reply came (look at
