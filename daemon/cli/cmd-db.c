@@ -65,20 +65,34 @@ static const struct option db_opts[] = {
     { NULL, 0, NULL, 0 },
 };
 
-int qlab_cmd_list(int argc, char **argv)
+/* The options these commands share. Returns -1 to go on, else the exit status (after
+ * printing the help text, or on a bad option, which getopt has reported). */
+static int parse_db_opts(int argc, char **argv, const char **db, const char **format,
+                         const char *help)
 {
-    const char *db = NULL;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", db_opts, NULL)) != -1) {
         if (c == 'd')
-            db = optarg;
+            *db = optarg;
+        else if (c == 'f' && format)
+            *format = optarg;
         else if (c == 'h') {
-            printf("usage: qlab list [--db PATH]\n\nLists the experiments, newest first.\n");
+            fputs(help, stdout);
             return 0;
         } else
             return 2;
     }
+    return -1;
+}
+
+int qlab_cmd_list(int argc, char **argv)
+{
+    const char *db = NULL;
+    int rc = parse_db_opts(argc, argv, &db, NULL,
+                           "usage: qlab list [--db PATH]\n\nLists the experiments, newest first.\n");
+    if (rc >= 0)
+        return rc;
     qlab_store *s;
     if (open_db(db, &s))
         return 1;
@@ -112,18 +126,11 @@ int qlab_cmd_list(int argc, char **argv)
 int qlab_cmd_status(int argc, char **argv)
 {
     const char *db = NULL;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", db_opts, NULL)) != -1) {
-        if (c == 'd')
-            db = optarg;
-        else if (c == 'h') {
-            printf("usage: qlab status [ID] [--db PATH]\n\n"
-                   "Shows one experiment (default: the newest) and its progress.\n");
-            return 0;
-        } else
-            return 2;
-    }
+    int rc = parse_db_opts(argc, argv, &db, NULL,
+                           "usage: qlab status [ID] [--db PATH]\n\n"
+                           "Shows one experiment (default: the newest) and its progress.\n");
+    if (rc >= 0)
+        return rc;
     qlab_store *s;
     if (open_db(db, &s))
         return 1;
@@ -246,21 +253,12 @@ int qlab_print_frontier(qlab_store *s, int64_t id, const char *format, FILE *out
 int qlab_cmd_frontier(int argc, char **argv)
 {
     const char *db = NULL, *format = "table";
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", db_opts, NULL)) != -1) {
-        if (c == 'd')
-            db = optarg;
-        else if (c == 'f')
-            format = optarg;
-        else if (c == 'h') {
-            printf("usage: qlab frontier ID [--format table|csv|json] [--db PATH]\n\n"
-                   "Prints the Pareto-optimal runs of an experiment: no other run is both\n"
-                   "at least as accurate and at most as large, and strictly better in one.\n");
-            return 0;
-        } else
-            return 2;
-    }
+    int rc = parse_db_opts(argc, argv, &db, &format,
+                           "usage: qlab frontier ID [--format table|csv|json] [--db PATH]\n\n"
+                           "Prints the Pareto-optimal runs of an experiment: no other run is both\n"
+                           "at least as accurate and at most as large, and strictly better in one.\n");
+    if (rc >= 0)
+        return rc;
     if (strcmp(format, "table") && strcmp(format, "csv") && strcmp(format, "json")) {
         fprintf(stderr, "qlab: frontier: unknown format '%s' (table, csv or json)\n", format);
         return 2;
