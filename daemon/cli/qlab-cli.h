@@ -16,6 +16,7 @@ int qlab_cmd_submit(int argc, char **argv);    /* cmd-ipc.c */
 int qlab_cmd_watch(int argc, char **argv);     /* cmd-ipc.c */
 int qlab_cmd_cancel(int argc, char **argv);    /* cmd-ipc.c */
 int qlab_cmd_ping(int argc, char **argv);      /* cmd-ipc.c */
+int qlab_cmd_export(int argc, char **argv);    /* cmd-export.c */
 
 /* Connects to the running qlabd (socket beside --db / $QLAB_DB / ./qlab.db when there is
  * no $XDG_RUNTIME_DIR). Prints the one-line error. */

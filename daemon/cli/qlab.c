@@ -15,15 +15,16 @@ static const struct cmd cmds[] = {
     { "quant", qlab_cmd_quant,
       "quant IN.npy --bits B --scheme symmetric|asymmetric\n"
       "             --granularity tensor|channel|group:G\n"
-      "             --calibration minmax|percentile:P|mse|entropy [--out OUT.npy] [--json]" },
-    { "submit", qlab_cmd_submit, "submit FILE.yaml [--wait]                  # to the running qlabd" },
-    { "watch", qlab_cmd_watch, "watch [ID]" },
+      "             --calibration minmax|percentile:P|mse|entropy [--out OUT.npy] [--json] [--local]" },
+    { "submit", qlab_cmd_submit, "submit FILE.yaml [--wait] [--db PATH]" },
+    { "watch", qlab_cmd_watch, "watch [ID] [--db PATH]" },
     { "cancel", qlab_cmd_cancel, "cancel ID" },
-    { "ping", qlab_cmd_ping, "ping                                       # is qlabd there?" },
-    { "run", qlab_cmd_run, "run FILE.yaml [--db PATH] [--workers N]      # in-process, no daemon" },
+    { "ping", qlab_cmd_ping, "ping" },
+    { "run", qlab_cmd_run, "run FILE.yaml [--db PATH] [--workers N] [--quiet]" },
     { "list", qlab_cmd_list, "list [--db PATH]" },
     { "status", qlab_cmd_status, "status [ID] [--db PATH]" },
     { "frontier", qlab_cmd_frontier, "frontier ID [--format table|csv|json] [--db PATH]" },
+    { "export", qlab_cmd_export, "export RUN --out FILE.safetensors [--db PATH]" },
     { "plot", qlab_cmd_plot, "plot ID --out FILE.png|FILE.svg|FILE.pdf [--db PATH]" },
 };
 

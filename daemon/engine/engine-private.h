@@ -76,5 +76,12 @@ int qlab_run_eval(qlab_exp_ctx *ctx, const qlab_run_config *rc, int hist_bins,
                   qlab_run_output *out, qlab_err *err);
 void qlab_run_output_clear(qlab_run_output *o);
 
+/* The configuration of one layer: the run's, changed by the run's overrides (parsed
+ * JSON, may be NULL) for that layer. Returns 1 when the layer stays FP32, 0 when *cfg is
+ * to be applied, < 0 on a bad override. */
+struct json_object;
+int qlab_run_layer_config(const qlab_run_config *rc, struct json_object *ov, const char *layer,
+                          qlab_qconfig *cfg, qlab_err *err);
+
 /* "4b asym group:32 mse", "8b sym channel minmax a8 minmax" */
 void qlab_run_label(const qlab_run_config *rc, char *buf, size_t len);

@@ -83,3 +83,11 @@ int qlab_engine_wait(qlab_engine *e, int64_t experiment_id);
 
 /* Wakes the workers (after runs were requeued or added behind the engine's back). */
 void qlab_engine_kick(qlab_engine *e);
+
+/* Writes the weights of a finished run as a quantized safetensors model (packed codes,
+ * scales, zero points, FP32 biases; the layer list and each layer's configuration in
+ * __metadata__). *data_bytes (optional) receives the size of its data section, which
+ * equals the run's total_bytes: the memory qlab reports is what it writes. Activation
+ * parameters of W8A8 runs are not exported. */
+int qlab_engine_export_run(qlab_store *store, int64_t run_id, const char *path,
+                           size_t *data_bytes, int64_t *total_bytes, qlab_err *err);

@@ -45,10 +45,8 @@ void qlab_run_label(const qlab_run_config *rc, char *buf, size_t len)
                  qlab_calibration_name(rc->act.calibration));
 }
 
-/* The configuration of one layer: the run's, changed by the run's overrides for that layer.
- * Returns 1 when the layer stays FP32, 0 when *cfg is to be applied, <0 on a bad override. */
-static int layer_config(const qlab_run_config *rc, struct json_object *ov, const char *layer,
-                        qlab_qconfig *cfg, qlab_err *err)
+int qlab_run_layer_config(const qlab_run_config *rc, struct json_object *ov, const char *layer,
+                          qlab_qconfig *cfg, qlab_err *err)
 {
     *cfg = rc->weights;
     if (!ov)
@@ -153,7 +151,7 @@ int qlab_run_eval(qlab_exp_ctx *ctx, const qlab_run_config *rc, int hist_bins,
         lr->params = (int64_t)qlab_layer_params(L);
         weight_params += (int64_t)numel;
         qlab_qconfig cfg;
-        r = layer_config(rc, ov, L->name, &cfg, err);
+        r = qlab_run_layer_config(rc, ov, L->name, &cfg, err);
         if (r < 0)
             goto out;
         if (r == 1) {

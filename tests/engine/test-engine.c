@@ -154,7 +154,23 @@ static void test_mlp_sweep(void **state)
     assert_true(query_double(db, "SELECT count(*) FROM runs WHERE manifest LIKE "
                                  "'%model_sha256%' AND manifest LIKE '%calib_seed%'") == 4);
     assert_true(query_double(db, "SELECT length(model_sha256) FROM experiments") == 64);
+
+    /* Exporting a run writes exactly the bytes it reports (PRODUCT §3). */
+    int64_t run2 = (int64_t)query_double(db, "SELECT id FROM runs WHERE bits=2 AND "
+                                             "granularity='tensor'");
     sqlite3_close(db);
+    qlab_store *s = NULL;
+    qlab_err err = { 0 };
+    assert_int_equal(qlab_store_open(&s, dbpath, QLAB_STORE_READONLY, &err), 0);
+    char out[600];
+    snprintf(out, sizeof(out), "%s/run2.safetensors", tmpdir);
+    size_t data = 0;
+    int64_t total = 0;
+    if (qlab_engine_export_run(s, run2, out, &data, &total, &err) < 0)
+        fail_msg("export: %s", err.msg);
+    qlab_store_close(s);
+    assert_true((double)data == b2);
+    assert_true(total == (int64_t)data);
 }
 
 /* Activations quantized (simulated at 6 bits, and W8A8): accuracy near FP32 at 8 bits. */
