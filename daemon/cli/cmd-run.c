@@ -101,6 +101,8 @@ int qlab_cmd_run(int argc, char **argv)
         fprintf(stderr, "qlab: %s\n", err.msg[0] ? err.msg : strerror(-r));
         return 1;
     }
+    if (workers <= 0)
+        workers = x->workers;   /* the file's `workers:`, else one per core */
     qlab_experiment_free(x);
 
     qlab_store *s = NULL;
