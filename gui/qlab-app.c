@@ -43,7 +43,7 @@ void qlab_app_save_last_database(const char *path)
 /* GTK 4.8 alone does not follow the desktop's colour scheme (libadwaita's style manager
  * does); read GNOME's setting when its schema is installed and ask GTK for the dark
  * variant of the theme. */
-static void follow_dark_style(void)
+void qlab_app_follow_dark_style(void)
 {
     GSettingsSchemaSource *src = g_settings_schema_source_get_default();
     GSettingsSchema *schema =
@@ -77,7 +77,7 @@ static const GActionEntry app_actions[] = {
 static void app_startup(GApplication *app)
 {
     G_APPLICATION_CLASS(qlab_app_parent_class)->startup(app);
-    follow_dark_style();
+    qlab_app_follow_dark_style();
     g_action_map_add_action_entries(G_ACTION_MAP(app), app_actions, G_N_ELEMENTS(app_actions), app);
     static const struct {
         const char *action, *accels[3];

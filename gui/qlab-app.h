@@ -13,5 +13,8 @@ QlabApp *qlab_app_new(void);
 /* The database opened last, from $XDG_CONFIG_HOME/qlab/gui.ini, or NULL (g_free it). */
 char *qlab_app_load_last_database(void);
 void qlab_app_save_last_database(const char *path);
+/* Asks GTK for the dark theme when the desktop prefers dark (or QLAB_GUI_DARK=1; 0 forces
+ * light). Call after gtk_init. */
+void qlab_app_follow_dark_style(void);
 
 G_END_DECLS

@@ -137,7 +137,10 @@ void qlab_plot_render_histogram(cairo_t *cr, double w, double h, const qlab_plot
     y_grid(cr, t, a, 0, top, NULL);
     double bw = a.w / (double)hs->nbins;
     for (size_t i = 0; i < hs->nbins; i++) {
-        double bh = hs->counts[i] / top * a.h;
+        /* A bin that holds anything gets at least 2 px: the few hundred weights that
+         * percentile calibration clips land far out in the tails, with counts 1000x
+         * below the peak, and must not vanish (they cause most of the error). */
+        double bh = hs->counts[i] ? fmax(hs->counts[i] / top * a.h, 2) : 0;
         cairo_rectangle(cr, a.x + bw * (double)i, a.y + a.h - bh, fmax(bw - (bw > 3), 0.5), bh);
     }
     qlab_plot_set_rgb(cr, t->palette[0], 0.9);

@@ -389,6 +389,23 @@ static int load_hists(sqlite3 *db, int64_t run_id, qlab_results_run *out, qlab_e
     return rc == SQLITE_DONE ? 0 : db_error(db, err, "histograms");
 }
 
+int qlab_results_run_experiment(sqlite3 *db, int64_t run_id, int64_t *experiment_id,
+                                qlab_err *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT experiment_id FROM runs WHERE id = ?", -1, &st, NULL) !=
+        SQLITE_OK)
+        return db_error(db, err, "run");
+    sqlite3_bind_int64(st, 1, run_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *experiment_id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        return qlab_err_set(err, -ENOENT, "no run with id %lld", (long long)run_id);
+    return rc == SQLITE_ROW ? 0 : db_error(db, err, "run");
+}
+
 int qlab_results_run_detail(sqlite3 *db, int64_t run_id, qlab_results_run *out, qlab_err *err)
 {
     memset(out, 0, sizeof(*out));

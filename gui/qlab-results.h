@@ -61,5 +61,8 @@ int qlab_results_experiment(sqlite3 *db, int64_t id, qlab_results_exp *row, qlab
  * (qlab_plot_point.accuracy, 0..1). out is cleared first; normalise it before drawing. */
 int qlab_results_load_runs(sqlite3 *db, int64_t experiment_id, qlab_plot_data *out, qlab_err *err);
 
+/* The experiment a run belongs to; -ENOENT when there is no such run. */
+int qlab_results_run_experiment(sqlite3 *db, int64_t run_id, int64_t *experiment_id,
+                                qlab_err *err);
 int qlab_results_run_detail(sqlite3 *db, int64_t run_id, qlab_results_run *out, qlab_err *err);
 void qlab_results_run_clear(qlab_results_run *d);

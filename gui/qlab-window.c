@@ -644,6 +644,13 @@ gint64 qlab_window_get_experiment(QlabWindow *self)
     return self->experiment;
 }
 
+void qlab_window_select_run(QlabWindow *self, gint64 run_id)
+{
+    g_return_if_fail(QLAB_IS_WINDOW(self));
+    qlab_chart_set_selected_run(QLAB_CHART(self->chart), run_id);
+    on_run_selected(QLAB_CHART(self->chart), run_id, self);
+}
+
 gboolean qlab_window_is_busy(QlabWindow *self)
 {
     return self->loading || self->reload_pending || self->detail_loads > 0;

@@ -26,6 +26,9 @@ void qlab_window_reload(QlabWindow *self);
 /* Selects an experiment in the list (and loads its runs); FALSE when it is not listed. */
 gboolean qlab_window_select_experiment(QlabWindow *self, gint64 id);
 gint64 qlab_window_get_experiment(QlabWindow *self);
+/* Selects a run as a click on its marker does: the chart highlights it (when it is
+ * plotted) and its details and per-layer views load. */
+void qlab_window_select_run(QlabWindow *self, gint64 run_id);
 /* TRUE while a load or a detail query is in flight (tests wait for FALSE). */
 gboolean qlab_window_is_busy(QlabWindow *self);
 QlabChart *qlab_window_get_chart(QlabWindow *self);

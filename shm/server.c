@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -217,7 +218,18 @@ static unsigned serve_conn(qlab_shm_server *s, conn *c)
             out.id = m.id;
             if (r < 0) {
                 out.u.reply.status = r;
-                strcpy(out.u.reply.text, "malformed message");
+                /* The decoder's code says which check failed; the message says it in
+                 * words, with the one size the client can act on. */
+                if (r == -EBADMSG)
+                    snprintf(out.u.reply.text, sizeof(out.u.reply.text),
+                             "malformed message: an offset or length leaves the %zu-byte data "
+                             "area, ranges overlap, or a field is out of range", c->data_size);
+                else if (r == -EMSGSIZE)
+                    snprintf(out.u.reply.text, sizeof(out.u.reply.text),
+                             "malformed message: wrong length for its type");
+                else
+                    snprintf(out.u.reply.text, sizeof(out.u.reply.text),
+                             "malformed message: unknown type %u", (unsigned)m.type);
             } else {
                 dispatch(s, c, &m, &out);
             }

@@ -305,6 +305,8 @@ typedef struct log_buf {
 /* libcyaml's log: kept (ERROR level only) for translate(); never printed. */
 __attribute__((format(printf, 3, 0)))
 static void capture_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
+    __attribute__((format(printf, 3, 0)));
+static void capture_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
 {
     log_buf *lb = ctx;
     if (level < CYAML_LOG_ERROR || lb->len >= sizeof lb->text - 1)

@@ -216,6 +216,16 @@ static int load(const char *path, int map, qlab_npy *out, qlab_err *err)
         return ret;
     }
     size_t nbytes = r.n * (size_t)elsize;
+    /* The header's shape is a claim: check it against the file before allocating for it
+     * (a 200-byte file must not make us ask for terabytes). */
+    struct stat st;
+    if (fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode) &&
+        ((uint64_t)st.st_size < off || (uint64_t)st.st_size - off < nbytes)) {
+        ret = qlab_err_set(err, -EIO, "%s: truncated file: %llu of %zu data bytes", path,
+                           (unsigned long long)((uint64_t)st.st_size > off ? st.st_size - off : 0),
+                           nbytes);
+        goto out;
+    }
     r.data = qlab_npy_alloc_f32(r.n);
     if (elsize == 8)
         raw = malloc(nbytes ? nbytes : 1);

@@ -114,7 +114,12 @@ int qlab_exp_ctx_new(qlab_exp_ctx **out, qlab_store *store, int64_t experiment_i
 
     r = qlab_model_load(&c->model, exp->model_path, exp->has_layers ? &exp->spec : NULL, err);
     if (r < 0) {
-        qlab_err_prefix(err, "%s: model", name);
+        /* The loader's message names the file and tensor; locate it at the YAML's
+         * model.path so the user sees which experiment line led there. */
+        char inner[QLAB_ERR_MSG_MAX];
+        snprintf(inner, sizeof(inner), "%s", err && err->msg[0] ? err->msg : strerror(-r));
+        qlab_err_clear(err);
+        qlab_experiment_error(exp, err, r, "model.path", "%s", inner);
         goto fail;
     }
     if (!exp->has_layers) {
@@ -126,6 +131,17 @@ int qlab_exp_ctx_new(qlab_exp_ctx **out, qlab_store *store, int64_t experiment_i
     r = qlab_dataset_load(&c->test, exp->test_images, exp->test_labels, err);
     if (r < 0)
         goto fail;
+    if (c->test->n == 0) {
+        r = qlab_err_set(err, -EINVAL, "%s: the test set has no images", exp->test_images);
+        goto fail;
+    }
+    for (size_t i = 0; i < c->test->n; i++)
+        if (c->test->labels[i] >= c->model->nclasses) {
+            r = qlab_err_set(err, -EINVAL, "%s: label %u of image %zu is not one of the "
+                             "model's %zu classes", exp->test_labels, c->test->labels[i], i,
+                             c->model->nclasses);
+            goto fail;
+        }
     if ((size_t)c->test->h * (size_t)c->test->w != c->model->in_size) {
         r = qlab_err_set(err, -EINVAL, "%s: test images are %dx%d but the model takes %zu values",
                          name, c->test->h, c->test->w, c->model->in_size);

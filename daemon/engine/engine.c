@@ -181,8 +181,8 @@ static qlab_exp_ctx *ctx_get(qlab_engine *e, int64_t exp)
             pthread_mutex_unlock(&e->mu);
             if (!err.msg[0])
                 snprintf(err.msg, sizeof(err.msg), "%s", strerror(-r));
+            /* The FINISHED event carries the error (one line in every log). */
             qlab_store_fail_experiment(e->store, exp, err.msg, NULL);
-            emit_log(e, exp, "experiment %lld failed: %s", (long long)exp, err.msg);
             maybe_finished(e, exp);
             return NULL;
         }

@@ -178,8 +178,9 @@ int qlab_run_eval(qlab_exp_ctx *ctx, const qlab_run_config *rc, int hist_bins,
         r = qlab_fake_quant(L->weight->f32, (size_t)L->rows, (size_t)L->cols, &cfg, wq[i], NULL,
                             &mt);
         if (r < 0) {
-            qlab_err_set(err, r, "layer %s (tensor %s): %s", L->name, L->weight->name,
-                         r == -EDOM ? "weights hold NaN or Inf" : "cannot quantize weights");
+            qlab_err_set(err, r, "layer %s (tensor %s): %s%s", L->name, L->weight->name,
+                         r == -EDOM ? "weights hold NaN or Inf" : "cannot quantize weights: ",
+                         r == -EDOM ? "" : strerror(-r));
             goto out;
         }
         size_t qb = qlab_quant_bytes((size_t)L->rows, (size_t)L->cols, &cfg);

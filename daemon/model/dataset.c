@@ -53,7 +53,8 @@ static int read_all(const char *path, uint8_t **out, size_t *len, qlab_err *err)
         if (got < 0) {
             int zerr;
             const char *m = gzerror(g, &zerr);
-            r = qlab_err_set(err, -EIO, "%s: %s", path, m);
+            /* zlib's message already starts with the path. */
+            r = qlab_err_set(err, -EIO, "%s", m);
             break;
         }
         if (got == 0)
@@ -89,7 +90,10 @@ static int idx_read(const char *path, idx_file *f, qlab_err *err)
     }
     for (int i = 0; i < f->ndim; i++) {
         f->dims[i] = be32(buf + 4 + 4 * i);
-        total *= f->dims[i];
+        if (__builtin_mul_overflow(total, (size_t)f->dims[i], &total)) {
+            free(buf);
+            return qlab_err_set(err, -EINVAL, "%s: IDX dimensions are too large", path);
+        }
     }
     if (len - hdr != total) {
         free(buf);

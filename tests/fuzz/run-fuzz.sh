@@ -6,5 +6,7 @@ set -eu
 target=$1 seeds=$2 work=$3 secs=$4
 shift 4
 mkdir -p "$work/corpus" "$work/crashes"
+# -error_exitcode=1: libFuzzer's default (77) would read as "skipped" to meson.
 exec "$target" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+    -error_exitcode=1 \
     -print_final_stats=1 -artifact_prefix="$work/crashes/" "$@" "$work/corpus" "$seeds"

@@ -353,6 +353,32 @@ static void test_render_histogram_pixels(void **state)
     cairo_surface_destroy(s);
 }
 
+/* A tail bin with 1 value beside a peak of 100,000 (what percentile clipping leaves)
+ * still shows: 2 px of ink just above the axis, where its true height is 0.002 px. */
+static void test_histogram_tail_visible(void **state)
+{
+    uint32_t counts[10] = {1, 0, 0, 0, 100000, 100000, 0, 0, 0, 0};
+    qlab_plot_hist hist = {-1, 1, 10, counts, "fc1 weight error"};
+    qlab_plot_theme t;
+    qlab_plot_theme_init(&t, 0);
+    int w = 400, h = 240;
+    cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, w, h);
+    cairo_t *cr = cairo_create(s);
+    qlab_plot_render_histogram(cr, w, h, &hist, &t);
+    cairo_destroy(cr);
+    cairo_surface_flush(s);
+    double ax = 62, aw = w - 74, ay = 30, ah = h - 70;
+    int x0 = (int)(ax + aw * 0.5 / 10), x1 = (int)(ax + aw * 1.5 / 10);
+    int base = (int)(ay + ah) - 1;
+    const unsigned char *tail = pixel(s, x0, base), *empty = pixel(s, x1, base);
+    assert_true(tail[0] + tail[1] + tail[2] < 3 * 230);
+    assert_int_equal(empty[0] + empty[1] + empty[2], 3 * 255);
+    /* ... and no more than that: 3 px above the axis is background again. */
+    const unsigned char *above = pixel(s, x0, base - 3);
+    assert_int_equal(above[0] + above[1] + above[2], 3 * 255);
+    cairo_surface_destroy(s);
+}
+
 static void draw_three(cairo_t *cr, double w, double h, void *ctx)
 {
     qlab_plot_data *d = ctx;
@@ -589,6 +615,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_geometry_and_hit_test),
         cmocka_unit_test(test_render_frontier_pixels),
         cmocka_unit_test(test_render_histogram_pixels),
+        cmocka_unit_test(test_histogram_tail_visible),
         cmocka_unit_test(test_export_formats),
         cmocka_unit_test(test_results_reader),
         cmocka_unit_test(test_cli_plot),
