@@ -25,7 +25,6 @@ void qlab_shm_quant_scratch_free(qlab_shm_quant_scratch *s)
 {
     if (!s)
         return;
-    free(s->codes);
     free(s->copy);
     memset(s, 0, sizeof(*s));
 }
@@ -83,27 +82,16 @@ int qlab_shm_quant_core(qlab_shm_quant_scratch *s, const qlab_shm_request *rq,
         memcpy(s->copy, x, n * sizeof(float));
         x = s->copy;
     }
-    /* 16-bit codes go straight to the data area; narrower ones via int16 scratch */
-    int16_t *codes = (int16_t *)(rq->data + q->codes_off);
-    if (q->bits <= 8) {
-        if ((r = grow(&s->codes, &s->codes_cap, n * sizeof(int16_t))) < 0)
-            return r;
-        codes = s->codes;
-    }
-
-    r = qlab_fake_quant(x, rows, cols, &cfg, deq, &p, &m);
-    if (r == 0)
-        r = qlab_quantize(x, rows, cols, &cfg, &p, codes);
+    /* One fused pass writes the codes (int8 for bits <= 8, else int16) and the dequantized
+     * tensor straight into the data area, with the metrics. */
+    void *codes = rq->data + q->codes_off;
+    r = qlab_fake_quant_codes(x, rows, cols, &cfg, deq, q->bits <= 8 ? NULL : (int16_t *)codes,
+                              q->bits <= 8 ? (int8_t *)codes : NULL, &p, &m);
     if (r < 0) {
         snprintf(rep->text, sizeof(rep->text), "%s",
                  r == -EDOM ? "tensor holds NaN or Inf" : "quantization failed");
         qlab_qparams_free(&p);
         return r;
-    }
-    if (q->bits <= 8) {
-        int8_t *c8 = (int8_t *)(rq->data + q->codes_off);
-        for (size_t i = 0; i < n; i++)
-            c8[i] = (int8_t)codes[i];     /* in [qmin, qmax] of <= 8 bits */
     }
     if (q->scales_len) {
         float *scales = (float *)(rq->data + q->scales_off);

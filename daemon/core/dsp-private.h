@@ -25,12 +25,16 @@ typedef struct qlab_fq_stats {
     uint64_t nclip;    /* elements with nearbyint(x*inv)+zp outside [qmin, qmax] */
 } qlab_fq_stats;
 
+enum { QLAB_STREAM_OFF, QLAB_STREAM_FENCED, QLAB_STREAM_UNFENCED };
+
 /* One block's parameters, prepared once (inv_scale = 1.0f / scale in float32). */
 typedef struct qlab_fq_args {
     float scale, inv_scale, zp, qmin, qmax;
     int32_t izp;
     /* Outputs are large and not read back soon: SIMD kernels may use non-temporal stores
-     * (same values, no read-for-ownership of the destination). */
+     * (same values, no read-for-ownership of the destination). QLAB_STREAM_FENCED: the
+     * kernel ends with a store fence; QLAB_STREAM_UNFENCED: the caller fences once after
+     * many spans (on the same thread, before the results are published). */
     int stream;
     /* Error histogram (NULL when not wanted): bin = (int)clamp((e - lo) * inv_width,
      * 0, nbins - 1), all in float32. */
@@ -45,9 +49,11 @@ typedef struct qlab_quant_dsp {
     int (*quantize)(const float *x, size_t n, const qlab_fq_args *a, int16_t *q);
     /* y[i] = (float)(q[i] - zp) * scale */
     void (*dequantize)(const int16_t *q, size_t n, const qlab_fq_args *a, float *y);
-    /* y = dequantize(quantize(x)) (y may be NULL), stats overwritten, hist accumulated. */
+    /* y = dequantize(quantize(x)) (y may be NULL), stats overwritten, hist accumulated;
+     * in the same pass the codes quantize(x) to q16 (int16) and / or q8 (int8, for bits
+     * <= 8), each may be NULL. */
     void (*fake_quant)(const float *x, size_t n, const qlab_fq_args *a, float *y,
-                       qlab_fq_stats *st);
+                       int16_t *q16, int8_t *q8, qlab_fq_stats *st);
     /* min and max of x (n >= 1); returns nonzero when some x[i] is NaN or Inf. */
     int (*minmax)(const float *x, size_t n, float *mn, float *mx);
     /* max |x[i]| (0 for n == 0); returns nonzero when some x[i] is NaN or Inf. */

@@ -40,7 +40,7 @@ static void dequantize_c(const int16_t *q, size_t n, const qlab_fq_args *a, floa
 }
 
 static void fake_quant_c(const float *x, size_t n, const qlab_fq_args *a, float *y,
-                         qlab_fq_stats *st)
+                         int16_t *q16, int8_t *q8, qlab_fq_stats *st)
 {
     double e2[QLAB_LANES] = {0}, x2[QLAB_LANES] = {0}, xe[QLAB_LANES] = {0};
     float maxe = 0.0f;
@@ -60,6 +60,10 @@ static void fake_quant_c(const float *x, size_t n, const qlab_fq_args *a, float 
         xe[l] = fma(dx, de, xe[l]);
         if (y)
             y[i] = v;
+        if (q16)
+            q16[i] = (int16_t)q;
+        if (q8)
+            q8[i] = (int8_t)q;
         if (a->hist)
             a->hist[qlab_hist_bin(e, a)]++;
     }

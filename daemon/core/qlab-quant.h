@@ -105,6 +105,15 @@ int qlab_dequantize(const int16_t *codes, size_t rows, size_t cols, const qlab_q
 int qlab_fake_quant(const float *x, size_t rows, size_t cols, const qlab_qconfig *cfg,
                     float *out, qlab_qparams *params, qlab_metrics *m);
 
+/* qlab_fake_quant that also writes the codes of the same pass: codes16 (rows*cols int16)
+ * and / or codes8 (rows*cols int8; -EINVAL if cfg->bits > 8), each may be NULL. Every
+ * result is the same bits as qlab_fake_quant followed by qlab_quantize with the calibrated
+ * parameters, in one quantization pass instead of two. out may be x (in place); the code
+ * arrays must not overlap x or out. */
+int qlab_fake_quant_codes(const float *x, size_t rows, size_t cols, const qlab_qconfig *cfg,
+                          float *out, int16_t *codes16, int8_t *codes8, qlab_qparams *params,
+                          qlab_metrics *m);
+
 /* Fake-quantize with given parameters (no calibration): e.g. activations with parameters
  * calibrated elsewhere. out and m may be NULL; out may be x (in place). NaN/Inf in x give
  * -EDOM (out is then unspecified). */

@@ -9,6 +9,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
 
 typedef struct layout {
     size_t rows, cols, n, G, ngr;
@@ -64,17 +67,28 @@ typedef struct job {
     enum job_kind kind;
     const qlab_quant_dsp *dsp;
     layout L;
-    const qlab_fq_args *args;   /* one per block */
+    const qlab_fq_args *args;   /* one per block (NULL with inline calibration) */
     const float *x;
     const int16_t *codes_in;
     int16_t *codes;
     float *y;
+    int16_t *q16;               /* JOB_FAKE: codes written in the same pass, or NULL */
+    int8_t *q8;
     int inplace;                /* y == x: streaming stores would evict lines just read */
+    /* JOB_FAKE with inline calibration (cal_cfg not NULL): each block is calibrated just
+     * before its first span is processed, while it is still in cache, and its parameters
+     * go to cal_p (see run_tiles). */
+    const qlab_qconfig *cal_cfg;
+    qlab_qparams *cal_p;
+    int cal_stream;
     qlab_fq_stats *tile_stats;  /* JOB_FAKE: one per tile */
     uint64_t *hist;             /* JOB_FAKE with histogram: nbins per chunk */
     int nbins;
     float hist_lo, hist_inv_width;
     int bad[64 + 1];            /* per chunk: input not finite */
+    int err[64 + 1];            /* per chunk: first calibration error */
+    size_t ntiles, batch;       /* tiles are claimed `batch` at a time ... */
+    size_t next_tile;           /* ... from this counter (atomic) */
 } job;
 
 static void stats_add(qlab_fq_stats *t, const qlab_fq_stats *s)
@@ -86,10 +100,65 @@ static void stats_add(qlab_fq_stats *t, const qlab_fq_stats *s)
     t->nclip += s->nclip;
 }
 
+/* Calibrates block blk into *a for the batch of tiles that starts at element cbeg. The
+ * batch that holds the block's first element stores its parameters; a block that straddles
+ * a batch boundary is also calibrated by the next batch (the same deterministic result),
+ * which does not store them, so no two threads write the same entry. */
+static int calibrate_inline(job *J, size_t blk, size_t cbeg, qlab_fq_args *a)
+{
+    const layout *L = &J->L;
+    size_t r = blk / L->ngr, g = blk % L->ngr;
+    size_t off = r * L->cols + g * L->G;
+    size_t len = L->cols - g * L->G < L->G ? L->cols - g * L->G : L->G;
+    float s;
+    int32_t zp;
+    int e = qlab_calibrate_block(J->x + off, len, J->cal_cfg, &s, &zp);
+    if (e == 0)
+        e = qlab_fq_args_init(a, s, zp, J->cal_cfg->bits);
+    if (e < 0)
+        return e;
+    a->stream = J->cal_stream;
+    if (off >= cbeg) {
+        J->cal_p->scale[blk] = s;
+        J->cal_p->zero_point[blk] = zp;
+    }
+    return 0;
+}
+
+/* Whether a span's output is streamed (when the job streams at all). Measured with
+ * per-channel int8 of 4M floats in rows of 256..16384 values: a span whose
+ * output starts on a 32-byte boundary and is a whole number of vectors is streamed entirely
+ * and pays from 4 KiB of output on; below that the switches between streamed and cached
+ * stores cost more than they save. A span that needs head or tail elements (ordinary
+ * stores into cache lines shared with streamed ones) pays only from 8192 values on. */
+#define STREAM_SPAN_MIN ((size_t)8192)
+#define STREAM_CLEAN_MIN_BYTES ((size_t)4096)
+
+static int stream_span(const void *out, size_t elsize, size_t len)
+{
+    size_t bytes = len * elsize;
+    return len >= STREAM_SPAN_MIN ||
+           ((uintptr_t)out % 32 == 0 && bytes % 32 == 0 && bytes >= STREAM_CLEAN_MIN_BYTES);
+}
+
+/* Makes this thread's non-temporal stores globally visible (they are weakly ordered): once
+ * per batch of tiles, after all its spans, instead of once per span. */
+static void store_fence(void)
+{
+#if defined(__x86_64__)
+    _mm_sfence();
+#else
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
 static void run_tiles(void *ctx, size_t tb, size_t te, unsigned chunk)
 {
     job *J = ctx;
     const qlab_quant_dsp *d = J->dsp;
+    size_t cblk = SIZE_MAX;      /* the block whose parameters are in ca */
+    qlab_fq_args ca;
+    int streamed = 0;
     for (size_t t = tb; t < te; t++) {
         size_t b = t * QLAB_TILE, e = b + QLAB_TILE < J->L.n ? b + QLAB_TILE : J->L.n;
         qlab_fq_stats ts = {0};
@@ -97,27 +166,49 @@ static void run_tiles(void *ctx, size_t tb, size_t te, unsigned chunk)
             size_t blk, se = span_end(&J->L, i, &blk);
             if (se > e)
                 se = e;
-            const qlab_fq_args *a = &J->args[blk];
+            const qlab_fq_args *a;
+            if (J->cal_cfg) {
+                if (blk != cblk) {
+                    int r = calibrate_inline(J, blk, tb * QLAB_TILE, &ca);
+                    if (r < 0) {
+                        J->err[chunk] = r;
+                        goto out;
+                    }
+                    cblk = blk;
+                }
+                a = &ca;
+            } else {
+                a = &J->args[blk];
+            }
+            qlab_fq_args la = *a;
+            if (la.stream) {
+                int quant = J->kind == JOB_QUANTIZE;
+                const void *o = quant ? (const void *)(J->codes + i)
+                                      : J->y ? (const void *)(J->y + i) : NULL;
+                if (J->inplace || !o || !stream_span(o, quant ? 2 : 4, se - i))
+                    la.stream = QLAB_STREAM_OFF;
+                else
+                    la.stream = QLAB_STREAM_UNFENCED;
+            }
+            streamed |= la.stream != QLAB_STREAM_OFF;
             switch (J->kind) {
             case JOB_QUANTIZE:
-                if (d->quantize(J->x + i, se - i, a, J->codes + i))
+                if (d->quantize(J->x + i, se - i, &la, J->codes + i))
                     J->bad[chunk] = 1;
                 break;
             case JOB_DEQUANTIZE:
-                d->dequantize(J->codes_in + i, se - i, a, J->y + i);
+                d->dequantize(J->codes_in + i, se - i, &la, J->y + i);
                 break;
             case JOB_FAKE: {
-                qlab_fq_args la = *a;
                 qlab_fq_stats ss;
-                if (J->inplace)
-                    la.stream = 0;
                 if (J->hist) {
                     la.hist = J->hist + (size_t)chunk * (size_t)J->nbins;
                     la.nbins = J->nbins;
                     la.hist_lo = J->hist_lo;
                     la.hist_inv_width = J->hist_inv_width;
                 }
-                d->fake_quant(J->x + i, se - i, &la, J->y ? J->y + i : NULL, &ss);
+                d->fake_quant(J->x + i, se - i, &la, J->y ? J->y + i : NULL,
+                              J->q16 ? J->q16 + i : NULL, J->q8 ? J->q8 + i : NULL, &ss);
                 stats_add(&ts, &ss);
                 break;
             }
@@ -127,7 +218,30 @@ static void run_tiles(void *ctx, size_t tb, size_t te, unsigned chunk)
         if (J->tile_stats)
             J->tile_stats[t] = ts;
     }
+out:
+    if (streamed)
+        store_fence();
 }
+
+/* Each thread (chunk) claims batches of consecutive tiles from a shared counter instead of
+ * owning one fixed share: on a shared machine one of the threads may be descheduled for
+ * milliseconds, and the others then take over its tiles instead of waiting for it. The sums
+ * are kept per tile and combined in tile order, and histogram counts are integers, so the
+ * results do not depend on which thread ran which tile. */
+static void run_batches(void *ctx, size_t wb, size_t we, unsigned chunk)
+{
+    job *J = ctx;
+    for (;;) {
+        size_t tb = __atomic_fetch_add(&J->next_tile, J->batch, __ATOMIC_RELAXED);
+        if (tb >= J->ntiles)
+            return;
+        run_tiles(J, tb, J->ntiles - tb > J->batch ? tb + J->batch : J->ntiles, chunk);
+    }
+}
+
+/* Batches per thread: enough for one thread to absorb another's delay, few enough that
+ * the counter and the blocks calibrated twice at batch edges cost nothing. */
+#define BATCHES_PER_THREAD 8
 
 /* Runs J over the whole tensor; for JOB_FAKE combines tile sums in tile order into *st and
  * chunk histograms into hist_out. */
@@ -138,6 +252,7 @@ static int run_job(job *J, qlab_fq_stats *st, uint64_t *hist_out)
      * setting, which another thread may change meanwhile. */
     const unsigned maxc = 64;
     memset(J->bad, 0, sizeof(J->bad));
+    memset(J->err, 0, sizeof(J->err));
     J->tile_stats = NULL;
     J->hist = NULL;
     if (J->kind == JOB_FAKE) {
@@ -152,11 +267,25 @@ static int run_job(job *J, qlab_fq_stats *st, uint64_t *hist_out)
             }
         }
     }
-    qlab_parallel_for(ntiles, QLAB_TILE_GRAIN, 1, run_tiles, J);
+    /* Below QLAB_TILE_GRAIN tiles per thread, fewer threads (one for a small tensor). */
+    size_t nw = qlab_threads(), maxw = ntiles / QLAB_TILE_GRAIN;
+    nw = nw < maxw ? nw : maxw;
+    nw = nw ? nw : 1;
+    J->ntiles = ntiles;
+    J->next_tile = 0;
+    J->batch = nw > 1 ? ntiles / (nw * BATCHES_PER_THREAD) : ntiles;
+    J->batch = J->batch ? J->batch : 1;
+    if (ntiles)
+        qlab_parallel_for(nw, 1, 1, run_batches, J);
     int r = 0;
     for (unsigned c = 0; c <= 64; c++)
-        if (J->bad[c])
+        if (J->bad[c] && r == 0)
             r = -EDOM;
+    for (unsigned c = 0; c <= 64; c++)
+        if (J->err[c] < 0) {
+            r = J->err[c];
+            break;
+        }
     if (r == 0 && J->kind == JOB_FAKE) {
         qlab_fq_stats s = {0};
         for (size_t t = 0; t < ntiles; t++)
@@ -203,7 +332,7 @@ static int make_args(const qlab_qconfig *cfg, const qlab_qparams *p, size_t n,
             free(a);
             return r;
         }
-        a[b].stream = n >= STREAM_MIN;
+        a[b].stream = n >= STREAM_MIN ? QLAB_STREAM_FENCED : QLAB_STREAM_OFF;
     }
     *out = a;
     return 0;
@@ -290,12 +419,18 @@ static int fake_with_args(job *J, float *out, qlab_metrics *m)
     } else {
         /* Pass 1: the sums and the largest error (no output, so that x is still intact
          * when out == x); pass 2: the histogram over [-max, max], writing out. */
+        int16_t *q16 = J->q16;
+        int8_t *q8 = J->q8;
         J->y = NULL;
+        J->q16 = NULL;
+        J->q8 = NULL;
         r = run_job(J, &s, NULL);
         if (r == 0) {
             float w = s.max_abs_err > FLT_MIN ? s.max_abs_err : FLT_MIN;
             qlab_fq_stats s2;
             J->y = out;
+            J->q16 = q16;
+            J->q8 = q8;
             J->nbins = m->nbins;
             J->hist_lo = -w;
             J->hist_inv_width = (float)m->nbins / (2.0f * w);
@@ -335,22 +470,48 @@ int qlab_fake_quant_params(const float *x, size_t rows, size_t cols, const qlab_
     return r;
 }
 
-int qlab_fake_quant(const float *x, size_t rows, size_t cols, const qlab_qconfig *cfg,
-                    float *out, qlab_qparams *params, qlab_metrics *m)
+/* Blocks of up to this many values (256 KiB, well inside L2) are calibrated inline under
+ * min/max: each block's min and max, then its fused pass while it is still in cache, so the
+ * tensor is read from memory once instead of twice. Larger blocks (and per-tensor) take
+ * the separate, parallel calibration pass. */
+#define INLINE_CAL_MAX ((size_t)1 << 16)
+
+static int fake_quant_calibrated(const float *x, size_t rows, size_t cols,
+                                 const qlab_qconfig *cfg, float *out, int16_t *q16,
+                                 int8_t *q8, qlab_qparams *params, qlab_metrics *m)
 {
-    qlab_qparams p = {0};
-    int r = qlab_calibrate(x, rows, cols, cfg, &p);
-    if (r < 0)
-        return r;
-    job J = { .x = x };
+    if (qlab_qconfig_validate(cfg) < 0 || (q8 && cfg->bits > 8) ||
+        (cols && rows > SIZE_MAX / cols))
+        return -EINVAL;
+    const size_t n = rows * cols;
+    job J = { .x = x, .q16 = q16, .q8 = q8 };
     layout_init(&J.L, rows, cols, cfg);
-    qlab_fq_args *a;
-    if ((r = make_args(cfg, &p, rows * cols, &a)) < 0) {
-        qlab_qparams_free(&p);
-        return r;
+    qlab_qparams p = {0};
+    qlab_fq_args *a = NULL;
+    int r;
+    /* In place, a block that straddles two batches would be read by one batch's calibration
+     * while another thread's batch overwrites it. */
+    int inline_cal = cfg->calibration == QLAB_CALIB_MINMAX &&
+                     cfg->granularity != QLAB_GRAN_TENSOR && n > 0 && out != x &&
+                     (J.L.G < cols ? J.L.G : cols) <= INLINE_CAL_MAX;
+    if (inline_cal) {
+        if (!x)
+            return -EINVAL;
+        if ((r = qlab_qparams_alloc(&p, qlab_qparams_nblocks(rows, cols, cfg))) < 0)
+            return r;
+        J.cal_cfg = cfg;
+        J.cal_p = &p;
+        J.cal_stream = n >= STREAM_MIN ? QLAB_STREAM_FENCED : QLAB_STREAM_OFF;
+    } else {
+        if ((r = qlab_calibrate(x, rows, cols, cfg, &p)) < 0)
+            return r;
+        if ((r = make_args(cfg, &p, n, &a)) < 0) {
+            qlab_qparams_free(&p);
+            return r;
+        }
+        J.args = a;
     }
-    J.args = a;
-    /* qlab_calibrate has already rejected NaN and Inf. */
+    /* NaN and Inf are rejected by the calibration (separate or inline). */
     r = fake_with_args(&J, out, m);
     free(a);
     if (r == 0 && params)
@@ -358,6 +519,19 @@ int qlab_fake_quant(const float *x, size_t rows, size_t cols, const qlab_qconfig
     else
         qlab_qparams_free(&p);
     return r;
+}
+
+int qlab_fake_quant(const float *x, size_t rows, size_t cols, const qlab_qconfig *cfg,
+                    float *out, qlab_qparams *params, qlab_metrics *m)
+{
+    return fake_quant_calibrated(x, rows, cols, cfg, out, NULL, NULL, params, m);
+}
+
+int qlab_fake_quant_codes(const float *x, size_t rows, size_t cols, const qlab_qconfig *cfg,
+                          float *out, int16_t *codes16, int8_t *codes8, qlab_qparams *params,
+                          qlab_metrics *m)
+{
+    return fake_quant_calibrated(x, rows, cols, cfg, out, codes16, codes8, params, m);
 }
 
 int qlab_fq_span(const float *x, size_t n, const qlab_fq_args *a, float *y, qlab_fq_stats *st)
@@ -387,6 +561,16 @@ static void mm_tiles(void *ctx, size_t tb, size_t te, unsigned chunk)
 
 int qlab_range_minmax(const float *x, size_t n, float *mn, float *mx)
 {
+    if (n <= QLAB_TILE * QLAB_TILE_GRAIN) {
+        /* One chunk (what qlab_parallel_for would run inline), without the job record: a
+         * per-channel or per-group calibration calls this once per block. */
+        float lo, hi;
+        if (qlab_quant_dsp_get()->minmax(x, n, &lo, &hi))
+            return -EDOM;
+        *mn = lo < x[0] ? lo : x[0];
+        *mx = hi > x[0] ? hi : x[0];
+        return 0;
+    }
     mm_job J = { .x = x, .n = n };
     size_t ntiles = (n + QLAB_TILE - 1) / QLAB_TILE;
     qlab_parallel_for(ntiles, QLAB_TILE_GRAIN, 1, mm_tiles, &J);

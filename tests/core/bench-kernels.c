@@ -8,7 +8,9 @@
  * parameters, and the whole qlab_fake_quant (min/max calibration + fused pass). Each
  * figure is the best of several repetitions; "x floor" is time / copy time at the same
  * thread count (bytes differ: quantize reads 4 and writes 2 bytes per value, copy 4 + 4).
- * Then percentile:99.9 of 16M floats, and `qlab quant` end to end on a 4096x4096 .npy file
+ * Then percentile:99.9 of 16M floats; per-channel and per-group:128 int8 of 1024 x 4096
+ * floats through the fused qlab_fake_quant_codes against qlab_fake_quant + qlab_quantize
+ * (what a QUANT request used to cost); and `qlab quant` end to end on a 4096x4096 .npy file
  * against the seed's numpy way on the same file (when python3 with numpy is given). */
 #include <errno.h>
 #include <math.h>
@@ -195,6 +197,43 @@ int main(int argc, char **argv)
         printf("%-26s %9zu %3u %10.3f   (target <= 30 ms; value %.6g)\n", "percentile:99.9 |x|",
                nmax, th, best * 1e3, v);
     }
+    /* What a QUANT request of 16 MiB costs in the daemon: codes, dequantized tensor and
+     * metrics of a per-channel (per-group) min/max int8 tensor, in one fused call against
+     * the two calls it replaces. */
+    const size_t rows = 1024, cols = 4096, nq = rows * cols;
+    int8_t *c8 = malloc(nq);
+    if (!c8)
+        return 1;
+    memset(c8, 0, nq);
+    for (int g = 0; g < 2; g++)
+        for (unsigned th = 1; th <= 2; th++) {
+            qlab_qconfig pc;
+            qlab_qconfig_init(&pc);
+            pc.granularity = g ? QLAB_GRAN_GROUP : QLAB_GRAN_CHANNEL;
+            pc.group_size = 128;
+            qlab_set_threads(th);
+            double fused = INFINITY, two = INFINITY;
+            for (int r = 0; r < 9; r++) {
+                qlab_metrics m = {0};
+                qlab_qparams pp = {0};
+                double t0 = now();
+                if (qlab_fake_quant_codes(x, rows, cols, &pc, y, NULL, c8, NULL, &m) < 0)
+                    return 1;
+                double t1 = now();
+                if (qlab_fake_quant(x, rows, cols, &pc, y, &pp, &m) < 0 ||
+                    qlab_quantize(x, rows, cols, &pc, &pp, q) < 0)
+                    return 1;
+                double t2 = now();
+                qlab_qparams_free(&pp);
+                fused = t1 - t0 < fused ? t1 - t0 : fused;
+                two = t2 - t1 < two ? t2 - t1 : two;
+            }
+            printf("%-26s %9zu %3u %10.3f   (fake_quant + quantize %.3f ms: %.2fx)\n",
+                   g ? "group:128 fused codes8" : "per-channel fused codes8", nq, th,
+                   fused * 1e3, two * 1e3, two / fused);
+        }
+    free(c8);
+
     qlab_set_threads(2);
     printf("per-tensor int8 quantize of 16M vs copy floor: %.2fx (1 thread), %.2fx (2 threads); "
            "target <= 1.25x\n", quant16m_ratio[1], quant16m_ratio[2]);

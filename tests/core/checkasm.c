@@ -83,6 +83,8 @@ static void quant_kernels(void **state)
     size_t maxn = lengths[NLEN - 1] + 8;
     float *x = malloc(maxn * 4), *y0 = malloc(maxn * 4), *y1 = malloc(maxn * 4);
     int16_t *q0 = malloc(maxn * 2), *q1 = malloc(maxn * 2);
+    int16_t *c0 = malloc(maxn * 2), *c1 = malloc(maxn * 2);
+    int8_t *b0 = malloc(maxn), *b1 = malloc(maxn), *q8 = malloc(maxn);
     const int bitsv[] = { 2, 4, 8, 16 };
     int checked = 0;
     for (int l = 0; l < nlevels; l++)
@@ -117,11 +119,24 @@ static void quant_kernels(void **state)
                         ha.hist_lo = -a.scale;
                         ha.hist_inv_width = 37.0f / (2.0f * a.scale);
                         qlab_fq_stats s0, s1;
-                        ref.fake_quant(xs, n, &ha, y0, &s0);
+                        /* The codes of the fused pass are those of quantize, in int16 and
+                         * (bits <= 8) in int8. */
+                        const int narrow = bitsv[b] <= 8;
+                        for (size_t i = 0; i < n; i++)
+                            q8[i] = (int8_t)q0[i];
+                        memset(c0, 0x55, n * 2);
+                        memset(b0, 0x55, n);
+                        ref.fake_quant(xs, n, &ha, y0, c0, narrow ? b0 : NULL, &s0);
+                        if (memcmp(c0, q0, n * 2) || (narrow && memcmp(b0, q8, n)))
+                            fail_msg("%s: scalar fake_quant codes differ from quantize", what);
                         ha.hist = h1;
-                        levels[l].fake_quant(xs, n, &ha, y1, &s1);
+                        memset(c1, 0x55, n * 2);
+                        memset(b1, 0x55, n);
+                        levels[l].fake_quant(xs, n, &ha, y1, c1, narrow ? b1 : NULL, &s1);
                         if (memcmp(y0, y1, n * 4))
                             fail_msg("%s: fake_quant output differs", what);
+                        if (memcmp(c1, q0, n * 2) || (narrow && memcmp(b1, q8, n)))
+                            fail_msg("%s: fake_quant codes differ", what);
                         compare_stats(&s0, &s1, what);
                         /* Non-finite input is visible in the sums (the drivers' -EDOM). */
                         int nonfin = 0;
@@ -132,16 +147,35 @@ static void quant_kernels(void **state)
                         if (memcmp(h0, h1, sizeof(h0)))
                             fail_msg("%s: error histogram differs", what);
                         /* Without output and histogram the sums are the same. */
-                        levels[l].fake_quant(xs, n, &a, NULL, &s1);
+                        levels[l].fake_quant(xs, n, &a, NULL, NULL, NULL, &s1);
                         compare_stats(&s0, &s1, what);
-                        /* Streaming stores, output misaligned by 0..3 floats. */
+                        /* Codes only (each kind alone), no dequantized output. */
+                        memset(c1, 0x55, n * 2);
+                        levels[l].fake_quant(xs, n, &a, NULL, c1, NULL, &s1);
+                        compare_stats(&s0, &s1, what);
+                        if (memcmp(c1, q0, n * 2))
+                            fail_msg("%s: fake_quant int16 codes alone differ", what);
+                        if (narrow) {
+                            /* int8 codes at an odd address, with the output */
+                            memset(b1, 0x55, n + 1);
+                            levels[l].fake_quant(xs, n, &a, y1, NULL, b1 + 1, &s1);
+                            compare_stats(&s0, &s1, what);
+                            if (memcmp(b1 + 1, q8, n) || memcmp(y0, y1, n * 4))
+                                fail_msg("%s: fake_quant int8 codes alone differ", what);
+                        }
+                        /* Streaming stores, output misaligned by 0..3 floats, codes too. */
                         qlab_fq_args sa = a;
                         sa.stream = 1;
                         float *ys = y1 + (li % 4);
-                        levels[l].fake_quant(xs, n, &sa, ys, &s1);
+                        int16_t *cs = c1 + (li % 3);
+                        memset(c1, 0x55, n * 2);
+                        memset(b1, 0x55, n);
+                        levels[l].fake_quant(xs, n, &sa, ys, cs, narrow ? b1 : NULL, &s1);
                         compare_stats(&s0, &s1, what);
                         if (memcmp(y0, ys, n * 4))
                             fail_msg("%s: streaming fake_quant output differs", what);
+                        if (memcmp(cs, q0, n * 2) || (narrow && memcmp(b1, q8, n)))
+                            fail_msg("%s: streaming fake_quant codes differ", what);
                         int16_t *qs = q1 + (li % 3);
                         f1 = levels[l].quantize(xs, n, &sa, qs);
                         if (memcmp(q0, qs, n * 2) || !f0 != !f1)
@@ -154,6 +188,7 @@ static void quant_kernels(void **state)
                     }
     assert_true(checked > 0);
     free(x), free(y0), free(y1), free(q0), free(q1);
+    free(c0), free(c1), free(b0), free(b1), free(q8);
 }
 
 static void reductions(void **state)
@@ -253,12 +288,13 @@ static int bench(void)
     const size_t n = (size_t)1 << 16;
     float *x = malloc(n * 4), *y = malloc(n * 4);
     int16_t *q = malloc(n * 2);
+    int8_t *q8 = malloc(n);
     uint32_t *keys = malloc(n * 4);
     fill(x, n, 0, 42);
     qlab_fq_args a;
     args_for(&a, 8, 0);
     printf("%-12s %-8s %10s\n", "kernel", "level", "ns/value");
-    for (int k = 0; k < 6; k++)
+    for (int k = 0; k < 7; k++)
         for (int l = 0; l < nlevels; l++) {
             const qlab_quant_dsp *d = &levels[l];
             double best = INFINITY;
@@ -271,19 +307,20 @@ static int bench(void)
                 switch (k) {
                 case 0: d->quantize(x, n, &a, q); break;
                 case 1: d->dequantize(q, n, &a, y); break;
-                case 2: d->fake_quant(x, n, &a, y, &st); break;
+                case 2: d->fake_quant(x, n, &a, y, NULL, NULL, &st); break;
                 case 3: d->minmax(x, n, &mn, &mx); break;
                 case 4: d->abs_hist(x, n, 8.0f, 64, h); break;
+                case 6: d->fake_quant(x, n, &a, y, NULL, q8, &st); break;
                 default: d->key_scan(x, n, 1, 0x3f000000u, 0x00800000u, &b, keys, n, &in); break;
                 }
                 double t = now_s() - t0;
                 best = t < best ? t : best;
             }
             static const char *names[] = { "quantize", "dequantize", "fake_quant", "minmax",
-                                           "abs_hist", "key_scan" };
+                                           "abs_hist", "key_scan", "fq+codes8" };
             printf("%-12s %-8s %10.3f\n", names[k], level_names[l], best * 1e9 / (double)n);
         }
-    free(x), free(y), free(q), free(keys);
+    free(x), free(y), free(q), free(q8), free(keys);
     return 0;
 }
 

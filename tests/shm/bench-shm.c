@@ -188,6 +188,14 @@ static int write_all(int fd, const void *buf, size_t n)
     return 0;
 }
 
+/* Private buffers laid out like a data area are page-aligned like one, so that in-process,
+ * data area and socket peer run the core on the same alignment (malloc's 16-byte offset
+ * would change how the rows' outputs can be streamed). */
+static unsigned char *alloc_area(size_t size)
+{
+    return aligned_alloc(4096, (size + 4095) / 4096 * 4096);
+}
+
 /* The same core call on private memory laid out like a data area. */
 static void quant_private(qlab_shm_quant_scratch *scr, unsigned char *buf, size_t size,
                           qlab_quant_metrics *m)
@@ -209,7 +217,7 @@ static void *sock_quant_server(void *arg)
 {
     int fd = *(int *)arg;
     qlab_msg_quant q = quant_params();
-    unsigned char *buf = malloc((size_t)QN * 9);
+    unsigned char *buf = alloc_area((size_t)QN * 9);
     qlab_shm_quant_scratch scr = { 0 };
     qlab_quant_metrics m;
     for (;;) {
@@ -238,7 +246,7 @@ static void quant_bench(const char *path, int reps)
 {
     float *x = malloc((size_t)QN * 4), *deq = malloc((size_t)QN * 4);
     int8_t *codes = malloc(QN);
-    unsigned char *priv = malloc((size_t)QN * 9);
+    unsigned char *priv = alloc_area((size_t)QN * 9);
     qlab_shm_quant_scratch scr = { 0 };
     unsigned seed = 3;
     for (size_t i = 0; i < QN; i++)

@@ -74,7 +74,8 @@ int qlab_quantize_f32_s16_avx2(const float *x, size_t n, const qlab_fq_args *a, 
         }
         for (; i + 16 <= n; i += 16)
             _mm256_stream_si256((__m256i *)(q + i), quant16(x + i, inv, zp, qmin, qmax, &bad));
-        _mm_sfence();
+        if (a->stream != QLAB_STREAM_UNFENCED)
+            _mm_sfence();
     }
     for (; i + 16 <= n; i += 16)
         _mm256_storeu_si256((__m256i *)(q + i), quant16(x + i, inv, zp, qmin, qmax, &bad));
@@ -98,7 +99,8 @@ void qlab_dequantize_s16_f32_avx2(const int16_t *q, size_t n, const qlab_fq_args
             __m256 f = _mm256_cvtepi32_ps(_mm256_sub_epi32(v, izp));
             _mm256_stream_ps(y + i, _mm256_mul_ps(f, scale));
         }
-        _mm_sfence();
+        if (a->stream != QLAB_STREAM_UNFENCED)
+            _mm_sfence();
     }
     for (; i + 8 <= n; i += 8) {
         __m256i v = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(q + i)));
@@ -107,16 +109,6 @@ void qlab_dequantize_s16_f32_avx2(const int16_t *q, size_t n, const qlab_fq_args
     }
     for (; i < n; i++)
         y[i] = (float)((int32_t)q[i] - a->izp) * a->scale;
-}
-
-static inline void fma_pd(__m256d *lo, __m256d *hi, __m256 a, __m256 b)
-{
-    __m256d a0 = _mm256_cvtps_pd(_mm256_castps256_ps128(a));
-    __m256d a1 = _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1));
-    __m256d b0 = _mm256_cvtps_pd(_mm256_castps256_ps128(b));
-    __m256d b1 = _mm256_cvtps_pd(_mm256_extractf128_ps(b, 1));
-    *lo = _mm256_fmadd_pd(a0, b0, *lo);
-    *hi = _mm256_fmadd_pd(a1, b1, *hi);
 }
 
 static inline float hmax8(__m256 v)
@@ -137,13 +129,15 @@ static inline float hmin8(__m256 v)
 
 /* One element the scalar way (head and tail of a span): lane i % 8, as in dsp.c. */
 static inline void fq_one(const float *x, size_t i, const qlab_fq_args *a, float *y,
-                          double *e2, double *x2, double *xe, float *me, uint64_t *nclip)
+                          int16_t *q16, int8_t *q8, double *e2, double *x2, double *xe,
+                          float *me, uint64_t *nclip)
 {
     size_t l = i % 8;
     float r = nearbyintf(x[i] * a->inv_scale) + a->zp;
     float qv = r > a->qmin ? r : a->qmin;
     qv = qv < a->qmax ? qv : a->qmax;
-    float v = (float)((int32_t)qv - a->izp) * a->scale;
+    int32_t q = (int32_t)qv;
+    float v = (float)(q - a->izp) * a->scale;
     float e = v - x[i];
     *nclip += (r < a->qmin) | (r > a->qmax);
     float ae = fabsf(e);
@@ -154,6 +148,10 @@ static inline void fq_one(const float *x, size_t i, const qlab_fq_args *a, float
     xe[l] = fma(dx, de, xe[l]);
     if (y)
         y[i] = v;
+    if (q16)
+        q16[i] = (int16_t)q;
+    if (q8)
+        q8[i] = (int8_t)q;
     if (a->hist)
         a->hist[qlab_hist_bin(e, a)]++;
 }
@@ -163,97 +161,153 @@ static inline void fq_one(const float *x, size_t i, const qlab_fq_args *a, float
  * then added to a->hist; the totals are those of the scalar kernel. */
 #define LOCAL_BINS 256
 
-void qlab_fake_quant_f32_avx2(const float *x, size_t n, const qlab_fq_args *a, float *y,
-                              qlab_fq_stats *st)
+/* The clip count is kept in eight 32-bit lanes (one compare and one subtract per vector)
+ * and flushed to the 64-bit total at least every 2^30 values, long before a lane could
+ * overflow. */
+#define CLIP_FLUSH ((size_t)1 << 30)
+
+enum { Y_NONE, Y_STORE, Y_STREAM };
+enum { C_S16 = 1, C_S8 = 2 };
+
+/* The fused loop, instantiated per output kind (ymode: none / stores / streaming stores;
+ * cmode: which code arrays) so that the loop carries no per-vector tests for them, and
+ * without the error histogram (hmode 0): its constants would otherwise take registers
+ * that the accumulators need (with too few, one accumulator lives on the stack and each
+ * iteration waits on a store and a reload). With the histogram, one instantiation takes
+ * ymode and cmode at run time.
+ *
+ * Per vector: q = clamp(round(x * inv) + zp) in float; the value is clipped exactly when
+ * clamping changed it (raw != q, ordered: a NaN raw is not counted, as in the scalar
+ * (raw < qmin) | (raw > qmax)); y = (q - zp) * scale with q - zp computed in float, exact
+ * (integers below 2^17), so the same as the scalar (float)(q - izp) * scale. */
+static inline __attribute__((always_inline)) void
+fq_body(const float *x, size_t n, const qlab_fq_args *a, float *y, int16_t *q16, int8_t *q8,
+        qlab_fq_stats *st, const int ymode, const int cmode, const int hmode)
 {
     const __m256 inv = _mm256_set1_ps(a->inv_scale), zp = _mm256_set1_ps(a->zp);
     const __m256 qmin = _mm256_set1_ps(a->qmin), qmax = _mm256_set1_ps(a->qmax);
     const __m256 scale = _mm256_set1_ps(a->scale);
-    const __m256i izp = _mm256_set1_epi32(a->izp);
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256 hlo = _mm256_set1_ps(a->hist_lo), hinv = _mm256_set1_ps(a->hist_inv_width);
     const __m256 htop = _mm256_set1_ps((float)(a->nbins - 1)), zero = _mm256_setzero_ps();
-    __m256d e2l = _mm256_setzero_pd(), e2h = e2l, x2l = e2l, x2h = e2l, xel = e2l, xeh = e2l;
+    __m256d e2l, e2h, x2l, x2h, xel, xeh;
     __m256 maxe = zero;
     uint64_t nclip = 0;
     size_t i = 0;
     uint32_t loc[4][LOCAL_BINS];
-    const int local = a->hist && a->nbins <= LOCAL_BINS;
+    /* Read once: the code stores may alias anything, which would otherwise reload it. */
+    uint64_t *const hist = hmode ? a->hist : NULL;
+    const int local = hist && a->nbins <= LOCAL_BINS;
     if (local)
         memset(loc, 0, sizeof(loc[0]) * 4);
-    const int stream = y && a->stream && !((uintptr_t)y & 3);
     /* With streaming stores, y + i must be 32-byte aligned from the first vector on: the
      * first few elements are done one by one (same lane rule). */
-    size_t head = stream ? peel_to_32(y, 4, n) : 0;
+    size_t head = ymode == Y_STREAM ? peel_to_32(y, 4, n) : 0;
     double e2[8] = {0}, x2[8] = {0}, xe[8] = {0};
     float me = 0.0f;
     for (; i < head; i++)
-        fq_one(x, i, a, y, e2, x2, xe, &me, &nclip);
+        fq_one(x, i, a, y, q16, q8, e2, x2, xe, &me, &nclip);
     /* The vector loop starts at element `head`, so its slot j carries lane (head + j) % 8:
      * load the lanes rotated, run, store them back rotated. Each lane then sums its
      * elements in index order, exactly as the scalar kernel does. */
     double t[8];
-    for (int j = 0; j < 8; j++)
-        t[j] = e2[(head + (size_t)j) & 7];
-    e2l = _mm256_loadu_pd(t), e2h = _mm256_loadu_pd(t + 4);
-    for (int j = 0; j < 8; j++)
-        t[j] = x2[(head + (size_t)j) & 7];
-    x2l = _mm256_loadu_pd(t), x2h = _mm256_loadu_pd(t + 4);
-    for (int j = 0; j < 8; j++)
-        t[j] = xe[(head + (size_t)j) & 7];
-    xel = _mm256_loadu_pd(t), xeh = _mm256_loadu_pd(t + 4);
-    for (; i + 8 <= n; i += 8) {
-        /* The loop body is long enough that the out-of-order window alone keeps few loads
-         * in flight from DRAM: prefetch 2 KiB ahead (harmless past the end). */
-        _mm_prefetch((const char *)(x + i) + 2048, _MM_HINT_T0);
-        __m256 xv = _mm256_loadu_ps(x + i), raw;
-        __m256 qf = quant8(xv, inv, zp, qmin, qmax, &raw);
-        __m256 clip = _mm256_or_ps(_mm256_cmp_ps(raw, qmin, _CMP_LT_OQ),
-                                   _mm256_cmp_ps(raw, qmax, _CMP_GT_OQ));
-        nclip += (uint64_t)__builtin_popcount((unsigned)_mm256_movemask_ps(clip));
-        __m256i qi = _mm256_sub_epi32(_mm256_cvttps_epi32(qf), izp);
-        __m256 yv = _mm256_mul_ps(_mm256_cvtepi32_ps(qi), scale);
-        __m256 e = _mm256_sub_ps(yv, xv);
-        maxe = _mm256_max_ps(maxe, _mm256_and_ps(e, absmask));
-        fma_pd(&e2l, &e2h, e, e);
-        fma_pd(&x2l, &x2h, xv, xv);
-        fma_pd(&xel, &xeh, xv, e);
-        if (stream)
-            _mm256_stream_ps(y + i, yv);
-        else if (y)
-            _mm256_storeu_ps(y + i, yv);
-        if (a->hist) {
-            __m256 b = _mm256_mul_ps(_mm256_sub_ps(e, hlo), hinv);
-            b = _mm256_min_ps(_mm256_max_ps(b, zero), htop);
-            int idx[8];
-            _mm256_storeu_si256((__m256i *)idx, _mm256_cvttps_epi32(b));
-            if (local) {
-                loc[0][idx[0]]++, loc[1][idx[1]]++, loc[2][idx[2]]++, loc[3][idx[3]]++;
-                loc[0][idx[4]]++, loc[1][idx[5]]++, loc[2][idx[6]]++, loc[3][idx[7]]++;
-            } else {
-                for (int k = 0; k < 8; k++)
-                    a->hist[idx[k]]++;
+    if (head == 0) {
+        /* The common case (every span of a per-channel tensor): no rotation. */
+        e2l = e2h = x2l = x2h = xel = xeh = _mm256_setzero_pd();
+    } else {
+        for (int j = 0; j < 8; j++)
+            t[j] = e2[(head + (size_t)j) & 7];
+        e2l = _mm256_loadu_pd(t), e2h = _mm256_loadu_pd(t + 4);
+        for (int j = 0; j < 8; j++)
+            t[j] = x2[(head + (size_t)j) & 7];
+        x2l = _mm256_loadu_pd(t), x2h = _mm256_loadu_pd(t + 4);
+        for (int j = 0; j < 8; j++)
+            t[j] = xe[(head + (size_t)j) & 7];
+        xel = _mm256_loadu_pd(t), xeh = _mm256_loadu_pd(t + 4);
+    }
+    while (i + 8 <= n) {
+        size_t lim = n - i > CLIP_FLUSH ? i + CLIP_FLUSH : n;
+        __m256i vclip = _mm256_setzero_si256();
+        for (; i + 8 <= lim; i += 8) {
+            /* The loop body is long enough that the out-of-order window alone keeps few
+             * loads in flight from DRAM: prefetch 2 KiB ahead (harmless past the end). */
+            _mm_prefetch((const char *)(x + i) + 2048, _MM_HINT_T0);
+            __m256 xv = _mm256_loadu_ps(x + i), raw;
+            __m256 qf = quant8(xv, inv, zp, qmin, qmax, &raw);
+            vclip = _mm256_sub_epi32(vclip,
+                                     _mm256_castps_si256(_mm256_cmp_ps(raw, qf, _CMP_NEQ_OQ)));
+            __m256 yv = _mm256_mul_ps(_mm256_sub_ps(qf, zp), scale);
+            __m256 e = _mm256_sub_ps(yv, xv);
+            maxe = _mm256_max_ps(maxe, _mm256_and_ps(e, absmask));
+            /* The upper half converted from memory: a load instead of a shuffle. */
+            __m256d x0 = _mm256_cvtps_pd(_mm256_castps256_ps128(xv));
+            __m256d x1 = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
+            __m256d d0 = _mm256_cvtps_pd(_mm256_castps256_ps128(e));
+            __m256d d1 = _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1));
+            e2l = _mm256_fmadd_pd(d0, d0, e2l);
+            e2h = _mm256_fmadd_pd(d1, d1, e2h);
+            x2l = _mm256_fmadd_pd(x0, x0, x2l);
+            x2h = _mm256_fmadd_pd(x1, x1, x2h);
+            xel = _mm256_fmadd_pd(x0, d0, xel);
+            xeh = _mm256_fmadd_pd(x1, d1, xeh);
+            if (ymode == Y_STREAM)
+                _mm256_stream_ps(y + i, yv);
+            else if (ymode == Y_STORE)
+                _mm256_storeu_ps(y + i, yv);
+            if (cmode) {
+                /* q is an integer in [qmin, qmax]: the conversion is exact, the packs do
+                 * not saturate. */
+                __m256i qi = _mm256_cvttps_epi32(qf);
+                __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(qi),
+                                            _mm256_extracti128_si256(qi, 1));
+                if (cmode & C_S16)
+                    _mm_storeu_si128((__m128i *)(q16 + i), w);
+                if (cmode & C_S8)
+                    _mm_storel_epi64((__m128i *)(q8 + i), _mm_packs_epi16(w, w));
+            }
+            if (hmode && hist) {
+                __m256 b = _mm256_mul_ps(_mm256_sub_ps(e, hlo), hinv);
+                b = _mm256_min_ps(_mm256_max_ps(b, zero), htop);
+                int idx[8];
+                _mm256_storeu_si256((__m256i *)idx, _mm256_cvttps_epi32(b));
+                if (local) {
+                    loc[0][idx[0]]++, loc[1][idx[1]]++, loc[2][idx[2]]++, loc[3][idx[3]]++;
+                    loc[0][idx[4]]++, loc[1][idx[5]]++, loc[2][idx[6]]++, loc[3][idx[7]]++;
+                } else {
+                    for (int k = 0; k < 8; k++)
+                        hist[idx[k]]++;
+                }
             }
         }
+        uint32_t c[8];
+        _mm256_storeu_si256((__m256i *)c, vclip);
+        for (int k = 0; k < 8; k++)
+            nclip += c[k];
     }
-    if (stream)
+    if (ymode == Y_STREAM && a->stream != QLAB_STREAM_UNFENCED)
         _mm_sfence();
-    _mm256_storeu_pd(t, e2l), _mm256_storeu_pd(t + 4, e2h);
-    for (int j = 0; j < 8; j++)
-        e2[(head + (size_t)j) & 7] = t[j];
-    _mm256_storeu_pd(t, x2l), _mm256_storeu_pd(t + 4, x2h);
-    for (int j = 0; j < 8; j++)
-        x2[(head + (size_t)j) & 7] = t[j];
-    _mm256_storeu_pd(t, xel), _mm256_storeu_pd(t + 4, xeh);
-    for (int j = 0; j < 8; j++)
-        xe[(head + (size_t)j) & 7] = t[j];
+    if (head == 0) {
+        _mm256_storeu_pd(e2, e2l), _mm256_storeu_pd(e2 + 4, e2h);
+        _mm256_storeu_pd(x2, x2l), _mm256_storeu_pd(x2 + 4, x2h);
+        _mm256_storeu_pd(xe, xel), _mm256_storeu_pd(xe + 4, xeh);
+    } else {
+        _mm256_storeu_pd(t, e2l), _mm256_storeu_pd(t + 4, e2h);
+        for (int j = 0; j < 8; j++)
+            e2[(head + (size_t)j) & 7] = t[j];
+        _mm256_storeu_pd(t, x2l), _mm256_storeu_pd(t + 4, x2h);
+        for (int j = 0; j < 8; j++)
+            x2[(head + (size_t)j) & 7] = t[j];
+        _mm256_storeu_pd(t, xel), _mm256_storeu_pd(t + 4, xeh);
+        for (int j = 0; j < 8; j++)
+            xe[(head + (size_t)j) & 7] = t[j];
+    }
     float vm = hmax8(maxe);
     me = vm > me ? vm : me;
     for (; i < n; i++)
-        fq_one(x, i, a, y, e2, x2, xe, &me, &nclip);
+        fq_one(x, i, a, y, q16, q8, e2, x2, xe, &me, &nclip);
     if (local)
         for (int k = 0; k < a->nbins; k++)
-            a->hist[k] += (uint64_t)loc[0][k] + loc[1][k] + loc[2][k] + loc[3][k];
+            hist[k] += (uint64_t)loc[0][k] + loc[1][k] + loc[2][k] + loc[3][k];
     st->sum_e2 = qlab_lanes_sum(e2);
     st->sum_x2 = qlab_lanes_sum(x2);
     st->sum_xe = qlab_lanes_sum(xe);
@@ -261,6 +315,31 @@ void qlab_fake_quant_f32_avx2(const float *x, size_t n, const qlab_fq_args *a, f
     st->nclip = nclip;
 }
 
+#define FQ_CODES(ym)                                                                    \
+    do {                                                                                \
+        if (q16 && q8)                                                                  \
+            fq_body(x, n, a, y, q16, q8, st, ym, C_S16 | C_S8, 0);                      \
+        else if (q16)                                                                   \
+            fq_body(x, n, a, y, q16, q8, st, ym, C_S16, 0);                             \
+        else if (q8)                                                                    \
+            fq_body(x, n, a, y, q16, q8, st, ym, C_S8, 0);                              \
+        else                                                                            \
+            fq_body(x, n, a, y, q16, q8, st, ym, 0, 0);                                 \
+    } while (0)
+
+void qlab_fake_quant_f32_avx2(const float *x, size_t n, const qlab_fq_args *a, float *y,
+                              int16_t *q16, int8_t *q8, qlab_fq_stats *st)
+{
+    int ymode = y && a->stream && !((uintptr_t)y & 3) ? Y_STREAM : y ? Y_STORE : Y_NONE;
+    if (a->hist)
+        fq_body(x, n, a, y, q16, q8, st, ymode, (q16 ? C_S16 : 0) | (q8 ? C_S8 : 0), 1);
+    else if (ymode == Y_STREAM)
+        FQ_CODES(Y_STREAM);
+    else if (ymode == Y_STORE)
+        FQ_CODES(Y_STORE);
+    else
+        FQ_CODES(Y_NONE);
+}
 
 int qlab_minmax_f32_avx2(const float *x, size_t n, float *mn, float *mx)
 {

@@ -6,7 +6,7 @@
 int qlab_quantize_f32_s16_avx2(const float *x, size_t n, const qlab_fq_args *a, int16_t *q);
 void qlab_dequantize_s16_f32_avx2(const int16_t *q, size_t n, const qlab_fq_args *a, float *y);
 void qlab_fake_quant_f32_avx2(const float *x, size_t n, const qlab_fq_args *a, float *y,
-                              qlab_fq_stats *st);
+                              int16_t *q16, int8_t *q8, qlab_fq_stats *st);
 int qlab_minmax_f32_avx2(const float *x, size_t n, float *mn, float *mx);
 int qlab_absmax_f32_avx2(const float *x, size_t n, float *amax);
 void qlab_abs_hist_f32_avx2(const float *x, size_t n, float scale, int nbins, uint64_t *hist);
