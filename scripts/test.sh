@@ -3,8 +3,9 @@
 #   1. install what is missing (Debian packages only),
 #   2. a release build with warnings as errors, every suite,
 #   3. the same suites under AddressSanitizer + UndefinedBehaviorSanitizer,
-#   4. the shared-memory rings and the worker pool under ThreadSanitizer.
-# Build folders: build-ci, build-asan, build-tsan (next to the sources).
+#   4. the shared-memory rings and the worker pool under ThreadSanitizer,
+#   5. the libFuzzer targets (clang): their seed corpora, then 10 s of fuzzing each.
+# Build folders: build-ci, build-asan, build-tsan, build-fuzz (next to the sources).
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/install-deps.sh
@@ -39,4 +40,15 @@ if [ -f tests/tsan-suites.txt ]; then
     run meson test -C build-tsan --print-errorlogs --num-processes "$jobs" --timeout-multiplier 4 \
         $(sed -e 's/#.*//' -e '/^$/d' -e 's/^/--suite /' tests/tsan-suites.txt)
 fi
+echo "== libFuzzer targets (clang), briefly =="
+# libFuzzer needs clang: the compiler is chosen when the folder is first set up.
+fuzzopts="-Dbuildtype=debugoptimized -Dfuzz=true -Dgui=disabled"
+if [ -d build-fuzz ]; then
+    run env CC=clang meson setup --reconfigure build-fuzz $fuzzopts
+else
+    run env CC=clang meson setup build-fuzz $fuzzopts
+fi
+run ninja -C build-fuzz -j "$jobs"
+run meson test -C build-fuzz --print-errorlogs --num-processes 1 --suite fuzz
+
 echo "== all test runs passed =="
