@@ -1,5 +1,5 @@
 /* fuzz-decode.c — libFuzzer target for the daemon's message decoder.
- * A copy of tests/shm/fuzz-decode.c built with the other targets (suite fuzz).
+ * Built with the other targets (suite fuzz); see tests/fuzz/README.md.
  */
 #include <stddef.h>
 #include <stdint.h>
