@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "experiment-private.h"
+#include "qlab-model.h"
 #include "qlab-config.h"
 
 #define MAX_CALIB_SAMPLES 60000 /* Fashion-MNIST's training set */
@@ -234,6 +235,44 @@ static int weighted_names(ctx *c, char names[][64], size_t max)
     return (int)n;
 }
 
+/* The whole model, loaded once as the engine will load it (every tensor's dtype, span and
+ * values, every layer's shapes), so that a model that cannot run is refused when the file
+ * is loaded, located at the layer at fault (its messages name it: "layer 'fc2': ...") or
+ * at model.path, and never becomes a failed experiment in the database. */
+static int check_model_loads(ctx *c)
+{
+    qlab_experiment *e = c->e;
+    qlab_model *mdl = NULL;
+    qlab_err merr = { 0 };
+    int r = qlab_model_load(&mdl, e->model_path, e->has_layers ? &e->spec : NULL, &merr);
+    if (r >= 0) {
+        qlab_model_free(mdl);
+        return 0;
+    }
+    if (r == -ENOMEM)
+        return oom(c);
+    char where[48] = "model.path";
+    const char *q = merr.msg[0] ? strstr(merr.msg, "layer '") : NULL;
+    if (q && e->has_layers) {
+        char name[64];
+        size_t n = strcspn(q + 7, "'");
+        if (n < sizeof name) {
+            memcpy(name, q + 7, n);
+            name[n] = '\0';
+            for (size_t i = 0; i < e->spec.nlayers; i++) {
+                const qlab_layer_spec *l = &e->spec.layers[i];
+                size_t pre = strcspn(l->weight, ".");
+                if (!strcmp(l->name, name) ||
+                    (!l->name[0] && pre == n && !strncmp(l->weight, name, n))) {
+                    snprintf(where, sizeof where, "model.layers[%zu]", i);
+                    break;
+                }
+            }
+        }
+    }
+    return FAIL(c, where, "%s", merr.msg[0] ? merr.msg : strerror(-r));
+}
+
 static int build_model(ctx *c, const qlab_raw_model *m)
 {
     qlab_experiment *e = c->e;
@@ -284,7 +323,7 @@ static int build_model(ctx *c, const qlab_raw_model *m)
         if (!meta(c, "qlab.layers"))
             return FAIL(c, "model.path", "'%s' has no layer list in its __metadata__: "
                         "describe them under model.layers", m->path);
-        return 0;
+        return check_model_loads(c);
     }
     if (m->layers_count == 0)
         return FAIL_KEY(c, "model.layers", "model.layers is empty");
@@ -306,7 +345,7 @@ static int build_model(ctx *c, const qlab_raw_model *m)
             }
         }
     }
-    return 0;
+    return check_model_loads(c);
 }
 
 /* dir: the dataset folder (resolved) and shown: as written, for messages. */
