@@ -316,3 +316,44 @@ fail:
     free(schema);
     return -1;
 }
+
+static sqlite3_stmt *query_row(const char *db_path, const char *sql, int64_t arg, sqlite3 **db)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_open_v2(db_path, db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(*db, sql, -1, &st, NULL) != SQLITE_OK ||
+        (sqlite3_bind_parameter_count(st) > 0 && sqlite3_bind_int64(st, 1, arg) != SQLITE_OK) ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        fprintf(stderr, "fixture query failed: %s: %s\n", sql, sqlite3_errmsg(*db));
+        abort();
+    }
+    return st;
+}
+
+int64_t fixture_query_int(const char *db_path, const char *sql, int64_t arg)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = query_row(db_path, sql, arg, &db);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+double fixture_query_double(const char *db_path, const char *sql, int64_t arg)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = query_row(db_path, sql, arg, &db);
+    double v = sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+void fixture_isolate_env(const char *dir)
+{
+    char sock[4096];
+    setenv("XDG_CONFIG_HOME", dir, 1);
+    snprintf(sock, sizeof sock, "%s/no-qlabd.sock", dir);
+    setenv("QLAB_SOCKET", sock, 1);
+}

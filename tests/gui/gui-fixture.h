@@ -22,3 +22,13 @@ int fixture_exp1_done(void);
  * of experiment 1), layer l, tensor t (0 weight, 1 output). */
 uint32_t fixture_hist_count(long run_seq, int l, int t, int b);
 extern const char *const fixture_layer_names[FIXTURE_LAYERS];
+
+/* One number from a read-only query of db_path; sql may bind ?1 to arg. A query that
+ * fails or returns no row aborts the test program with the SQL and SQLite's message. */
+int64_t fixture_query_int(const char *db_path, const char *sql, int64_t arg);
+double fixture_query_double(const char *db_path, const char *sql, int64_t arg);
+
+/* Keeps a GUI test (and the programs it starts) away from the user's state: the config
+ * (last database) goes under dir, and $QLAB_SOCKET names a socket in dir that no daemon
+ * serves, so a qlabd someone runs at the usual place cannot take part. */
+void fixture_isolate_env(const char *dir);

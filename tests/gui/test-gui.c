@@ -39,31 +39,12 @@ static void wait_idle(void)
 
 static gint64 db_int(const char *sql, gint64 arg)
 {
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    if (sqlite3_bind_parameter_count(st) > 0)
-        sqlite3_bind_int64(st, 1, arg);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    gint64 v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
+    return fixture_query_int(db_path, sql, arg);
 }
 
 static double db_double(const char *sql, gint64 arg)
 {
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    sqlite3_bind_int64(st, 1, arg);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    double v = sqlite3_column_double(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
+    return fixture_query_double(db_path, sql, arg);
 }
 
 static int setup(void **state)
@@ -71,13 +52,8 @@ static int setup(void **state)
     tmpdir = g_dir_make_tmp("qlab-gui-test-XXXXXX", NULL);
     if (!tmpdir)
         return -1;
-    /* The app remembers the last database under the config dir: keep the user's clean. */
-    g_setenv("XDG_CONFIG_HOME", tmpdir, TRUE);
-    /* No daemon here: a qlabd someone runs at the usual socket must not serve this test
-     * (test-live covers the daemon). */
-    char *sock = g_build_filename(tmpdir, "no-qlabd.sock", NULL);
-    g_setenv("QLAB_SOCKET", sock, TRUE);
-    g_free(sock);
+    /* No user config, no daemon (test-live covers the daemon). */
+    fixture_isolate_env(tmpdir);
     db_path = g_build_filename(tmpdir, "fixture.db", NULL);
     const char *root = g_getenv("QLAB_SOURCE_ROOT");
     char *schema = g_build_filename(root ? root : ".", "daemon", "store", "schema.sql", NULL);

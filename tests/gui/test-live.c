@@ -23,6 +23,7 @@
 #include <gtk/gtk.h>
 #include <sqlite3.h>
 
+#include "gui-fixture.h"
 #include "qlab-shm.h"
 #include "qlab-window.h"
 
@@ -166,16 +167,7 @@ static gboolean chart_has_run(QlabChart *chart, gint64 run_id)
 
 static double db_double(const char *sql, gint64 arg)
 {
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    sqlite3_bind_int64(st, 1, arg);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    double v = sqlite3_column_double(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
+    return fixture_query_double(db_path, sql, arg);
 }
 
 #define N_RUNS 2

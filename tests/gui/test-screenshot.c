@@ -84,17 +84,7 @@ static void result_clear(result *r)
 
 static gint64 db_int(const char *sql, gint64 arg)
 {
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    if (sqlite3_bind_parameter_count(st) > 0)
-        sqlite3_bind_int64(st, 1, arg);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    gint64 v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
+    return fixture_query_int(db_path, sql, arg);
 }
 
 static char *out_file(const char *name)
@@ -174,10 +164,7 @@ static int setup(void **state)
         return -1;
     /* The children inherit these: no user config touched, no qlabd at the usual socket,
      * the light style whatever the desktop says (the bar colours below are light-theme). */
-    g_setenv("XDG_CONFIG_HOME", tmpdir, TRUE);
-    char *sock = g_build_filename(tmpdir, "no-qlabd.sock", NULL);
-    g_setenv("QLAB_SOCKET", sock, TRUE);
-    g_free(sock);
+    fixture_isolate_env(tmpdir);
     g_setenv("QLAB_GUI_DARK", "0", TRUE);
     db_path = g_build_filename(tmpdir, "fixture.db", NULL);
     const char *root = g_getenv("QLAB_SOURCE_ROOT");
