@@ -4,7 +4,7 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 PKGS="build-essential pkg-config meson ninja-build
       libcmocka-dev libcyaml-dev libyaml-dev libsqlite3-dev sqlite3 zlib1g-dev
-      libopenblas-dev libjson-c-dev libgtk-4-dev libdnnl-dev
+      libopenblas-dev libjson-c-dev libssl-dev libgtk-4-dev libdnnl-dev
       dataset-fashion-mnist python3 python3-numpy python3-torch
       xvfb xauth clang libclang-rt-14-dev"
 missing=""

@@ -1,11 +1,20 @@
 /* infer-nhwc.c — the fast path of the forward pass, used when no layer output is captured
- * or hooked: spatial activations are kept channels-last (NHWC) so that
- *   - im2col copies whole runs of C channels per kernel tap (patch rows are contiguous),
- *   - one sgemm per conv layer, col[B*oh*ow, K] x W'[out, K]^T, writes NHWC directly,
- *   - max pooling vectorises over channels,
- * and converts to PyTorch's NCHW flatten order (c*H*W + h*W + w) only at flatten.
- * Conv weights are reordered once per call from [out, C, kh, kw] to [out, kh, kw, C].
- * The results equal the NCHW path's up to float summation order. */
+ * or hooked: spatial activations are kept channels-last (NHWC), and converted to PyTorch's
+ * NCHW flatten order (c*H*W + h*W + w) only at flatten.
+ *
+ * With a direct convolution kernel (conv-direct.c, AVX2 or AVX-512), the leading run of
+ * conv2d / relu / maxpool2d layers goes sample by sample: each sample's activations (the
+ * shipped CNN's largest is 28 x 28 x 16 floats, 50 KiB) stay in the core's cache from one
+ * layer to the next, and conv -> relu -> maxpool is one pass. The layers from the first
+ * flatten or linear on run over the whole mini-batch, linear through OpenBLAS sgemm.
+ *
+ * Without one (QLAB_CPU=scalar, or a CPU without AVX2) every layer runs over the
+ * mini-batch: im2col copies whole runs of C channels per kernel tap, one sgemm per conv
+ * layer, col[B*oh*ow, K] x W'[out, K]^T, writes NHWC directly, and pooling vectorises over
+ * channels. Conv weights are reordered once per call from [out, C, kh, kw] to
+ * [out, kh, kw, C] (BLAS) or packed into a qlab_conv_plan (direct).
+ *
+ * Either way the results equal the NCHW path's up to float summation order. */
 #include "model-private.h"
 
 #include <errno.h>
@@ -14,7 +23,7 @@
 
 #include <cblas.h>
 
-float *qlab_conv_weight_nhwc(const qlab_layer *l, const float *w)
+static float *conv_weight_nhwc(const qlab_layer *l, const float *w)
 {
     const int o = l->rows, c = l->in_c, kh = l->kh, kw = l->kw;
     float *r = malloc((size_t)l->rows * (size_t)l->cols * sizeof *r);
@@ -30,9 +39,9 @@ float *qlab_conv_weight_nhwc(const qlab_layer *l, const float *w)
 }
 
 /* Copies in [n, h, w, c] into pad [n, h + 2p, w + 2p, c] with a zero border, so that
- * im2col needs no bounds checks. */
-static void pad_nhwc(const float *restrict in, size_t n, int c, int h, int w, int p,
-                     float *restrict out)
+ * im2col and the direct kernels need no bounds checks. */
+void qlab_pad_nhwc(const float *restrict in, size_t n, int c, int h, int w, int p,
+                   float *restrict out)
 {
     const int ph = h + 2 * p, pw = w + 2 * p;
     const size_t prow = (size_t)pw * c, row = (size_t)w * c;
@@ -127,7 +136,7 @@ static void conv_nhwc(const float *in, size_t n, const qlab_layer *l, const floa
     const float *src = in;
     if (p > 0) {
         float *padded = col + rows * (size_t)k;
-        pad_nhwc(in, n, l->in_c, l->in_h, l->in_w, p, padded);
+        qlab_pad_nhwc(in, n, l->in_c, l->in_h, l->in_w, p, padded);
         src = padded;
     }
     im2col_nhwc(src, n, l->in_c, l->in_h + 2 * p, l->in_w + 2 * p, l->kh, l->kw, l->stride,
@@ -182,7 +191,7 @@ static void transpose_samples(const float *restrict in, size_t n, size_t rows, s
     }
 }
 
-size_t qlab_nhwc_col_floats(const qlab_model *m, size_t mb)
+static size_t col_floats(const qlab_model *m, size_t mb)
 {
     size_t need = 0;
     for (size_t i = 0; i < m->nlayers; i++) {
@@ -197,12 +206,161 @@ size_t qlab_nhwc_col_floats(const qlab_model *m, size_t mb)
     return need;
 }
 
-float *qlab_run_layers_nhwc(const qlab_model *m, const float *const *wr, const float *const *wt,
-                            float *act0, float *act1, float *col, size_t n)
+void qlab_nhwc_clear(qlab_nhwc *f)
 {
+    if (f->wr)
+        for (size_t i = 0; i < f->m->nlayers; i++)
+            free(f->wr[i]);
+    if (f->plan)
+        for (size_t i = 0; i < f->m->nlayers; i++)
+            qlab_conv_plan_clear(&f->plan[i]);
+    free(f->wr);
+    free(f->plan);
+    free(f->wt);
+    f->wr = NULL;
+    f->plan = NULL;
+    f->wt = NULL;
+}
+
+static int is_spatial(qlab_layer_kind k)
+{
+    return k == QLAB_LAYER_CONV2D || k == QLAB_LAYER_RELU || k == QLAB_LAYER_MAXPOOL2D;
+}
+
+/* Plans for the per-sample segment; sizes its scratch: two ping-pong activations, the
+ * padded input and the kernel's conv output (when it pools or pads channels). */
+static int prepare_direct(qlab_nhwc *f)
+{
+    const qlab_model *m = f->m;
+    f->plan = calloc(m->nlayers, sizeof *f->plan);
+    if (!f->plan)
+        return -ENOMEM;
+    size_t seg = 0;
+    while (seg < m->nlayers && is_spatial(m->layers[seg].kind))
+        seg++;
+    size_t pad = 0, tmp = 0;
+    for (size_t i = 0; i < seg; i++) {
+        const qlab_layer *l = &m->layers[i];
+        if (l->kind != QLAB_LAYER_CONV2D)
+            continue;
+        const int relu = i + 1 < seg && m->layers[i + 1].kind == QLAB_LAYER_RELU;
+        const size_t pi = i + 1 + (size_t)relu;
+        const qlab_layer *pool =
+            pi < seg && m->layers[pi].kind == QLAB_LAYER_MAXPOOL2D ? &m->layers[pi] : NULL;
+        qlab_conv_plan *p = &f->plan[i];
+        int r = qlab_conv_plan_init(p, l, f->wt[i], l->bias ? l->bias->f32 : NULL, relu, pool);
+        if (r < 0)
+            return r;
+        if (qlab_conv_plan_pad_floats(p) > pad)
+            pad = qlab_conv_plan_pad_floats(p);
+        if (qlab_conv_plan_tmp_floats(p) > tmp)
+            tmp = qlab_conv_plan_tmp_floats(p);
+    }
+    f->seg_end = seg;
+    f->pad_floats = pad;
+    f->sample_floats = 2 * m->max_act + pad + tmp;
+    return 0;
+}
+
+int qlab_nhwc_prepare(qlab_nhwc *f, const qlab_model *m, const float *const *weights)
+{
+    memset(f, 0, sizeof *f);
+    f->m = m;
+    f->wt = calloc(m->nlayers, sizeof *f->wt);
+    if (!f->wt)
+        return -ENOMEM;
+    for (size_t i = 0; i < m->nlayers; i++) {
+        const qlab_layer *l = &m->layers[i];
+        if (l->weight)
+            f->wt[i] = weights && weights[i] ? weights[i] : l->weight->f32;
+    }
+    f->conv = qlab_conv_kernel(qlab_conv_level_current());
+    int r;
+    if (f->conv) {
+        r = prepare_direct(f);
+    } else {
+        r = 0;
+        f->wr = calloc(m->nlayers, sizeof *f->wr);
+        if (!f->wr)
+            r = -ENOMEM;
+        for (size_t i = 0; r == 0 && i < m->nlayers; i++) {
+            const qlab_layer *l = &m->layers[i];
+            if (l->kind == QLAB_LAYER_CONV2D && !(f->wr[i] = conv_weight_nhwc(l, f->wt[i])))
+                r = -ENOMEM;
+        }
+    }
+    if (r < 0)
+        qlab_nhwc_clear(f);
+    return r;
+}
+
+size_t qlab_nhwc_scratch_floats(const qlab_nhwc *f, size_t mb)
+{
+    return f->conv ? f->sample_floats : col_floats(f->m, mb);
+}
+
+/* Layers [0, seg_end) on one NCHW sample; the NHWC result goes to dst. */
+static void run_sample(const qlab_nhwc *f, const float *in, float *dst, float *scratch)
+{
+    const qlab_model *m = f->m;
+    float *b0 = scratch, *b1 = b0 + m->max_act, *pad = b1 + m->max_act;
+    float *tmp = pad + f->pad_floats;
+    const float *cur = in;
+    if (m->in_c > 1 && (size_t)m->in_h * m->in_w > 1) {
+        transpose_samples(in, 1, (size_t)m->in_c, (size_t)m->in_h * m->in_w, b0);
+        cur = b0;
+    }
+    size_t size = m->in_size;
+    for (size_t i = 0; i < f->seg_end; i++) {
+        const qlab_layer *l = &m->layers[i];
+        float *out = cur == b0 ? b1 : b0;
+        switch (l->kind) {
+        case QLAB_LAYER_CONV2D: {
+            const qlab_conv_plan *p = &f->plan[i];
+            const float *src = cur;
+            if (p->pad > 0) {
+                qlab_pad_nhwc(cur, 1, p->c, p->h, p->w, p->pad, pad);
+                src = pad;
+            }
+            f->conv(p, src, out, tmp);
+            i += (size_t)p->relu + (p->pool_k > 0);
+            break;
+        }
+        case QLAB_LAYER_MAXPOOL2D:
+            maxpool_nhwc(cur, 1, l, out);
+            break;
+        default: /* relu */
+            if (cur != b0 && cur != b1) {
+                memcpy(out, cur, l->in_size * sizeof *out);
+                cur = out;
+            }
+            qlab_relu_f32((float *)cur, l->in_size);
+            size = l->out_size;
+            continue;
+        }
+        cur = out;
+        size = m->layers[i].out_size;
+    }
+    memcpy(dst, cur, size * sizeof *dst);
+}
+
+float *qlab_run_layers_nhwc(const qlab_nhwc *f, float *act0, float *act1, float *scratch,
+                            size_t n)
+{
+    const qlab_model *m = f->m;
     float *cur = act0, *nxt = act1;
     int nhwc = 0;   /* cur holds a channels-last spatial activation */
-    for (size_t i = 0; i < m->nlayers; i++) {
+    size_t first = 0;
+    if (f->conv && f->seg_end > 0) {
+        const size_t out = m->layers[f->seg_end - 1].out_size;
+        for (size_t s = 0; s < n; s++)
+            run_sample(f, act0 + s * m->in_size, act1 + s * out, scratch);
+        cur = act1;
+        nxt = act0;
+        nhwc = 1;
+        first = f->seg_end;
+    }
+    for (size_t i = first; i < m->nlayers; i++) {
         const qlab_layer *l = &m->layers[i];
         const float *bias = l->bias ? l->bias->f32 : NULL;
         const size_t hw = (size_t)l->in_h * l->in_w;
@@ -218,13 +376,13 @@ float *qlab_run_layers_nhwc(const qlab_model *m, const float *const *wr, const f
             nhwc = 1;
             if (i + 2 < m->nlayers && m->layers[i + 1].kind == QLAB_LAYER_RELU &&
                 m->layers[i + 2].kind == QLAB_LAYER_MAXPOOL2D) {
-                conv_nhwc(cur, n, l, wr[i], NULL, nxt, col);
+                conv_nhwc(cur, n, l, f->wr[i], NULL, nxt, scratch);
                 bias_relu_pool_nhwc(nxt, n, &m->layers[i + 2], bias, cur);
                 i += 2;
                 swap = 0;
                 break;
             }
-            conv_nhwc(cur, n, l, wr[i], bias, nxt, col);
+            conv_nhwc(cur, n, l, f->wr[i], bias, nxt, scratch);
             break;
         case QLAB_LAYER_MAXPOOL2D:
             if (nhwc || l->in_c == 1)
@@ -241,7 +399,7 @@ float *qlab_run_layers_nhwc(const qlab_model *m, const float *const *wr, const f
             break;
         case QLAB_LAYER_LINEAR:
             /* build_layers admits linear only on flat or 1x1 inputs: layouts agree */
-            qlab_linear_f32(cur, n, l->cols, wt[i], bias, l->rows, nxt);
+            qlab_linear_f32(cur, n, l->cols, f->wt[i], bias, l->rows, nxt);
             nhwc = 0;
             break;
         default:
@@ -254,6 +412,12 @@ float *qlab_run_layers_nhwc(const qlab_model *m, const float *const *wr, const f
             cur = nxt;
             nxt = t;
         }
+    }
+    /* a model that ends on a spatial layer returns it in PyTorch's NCHW order */
+    const qlab_layer *last = &m->layers[m->nlayers - 1];
+    if (nhwc && last->out_c > 1 && (size_t)last->out_h * last->out_w > 1) {
+        transpose_samples(cur, n, (size_t)last->out_h * last->out_w, (size_t)last->out_c, nxt);
+        cur = nxt;
     }
     return cur;
 }

@@ -1,16 +1,19 @@
-/* infer.c — FP32 inference: linear and conv2d through OpenBLAS sgemm, relu, maxpool2d.
+/* infer.c — FP32 inference: linear through OpenBLAS sgemm; conv2d through the direct
+ * AVX2 / AVX-512 kernels (conv-direct.c) or im2col + sgemm; relu, maxpool2d.
  *
  * Parallelism: one worker per core (qlab_parallel_for) takes mini-batches of QLAB_MB
  * samples from a shared counter and runs them with OpenBLAS single-threaded inside, so
  * the cores never contend for OpenBLAS's own pool. Splitting the batch beats threading
  * each sgemm because the matrices are small (the CNN's conv2 is 32 x 144 x 196 per
- * sample); measured on the shipped CNN, 10,000 images, on a busy machine: 0.28-0.53 s this
- * way against 0.57-0.62 s with one worker and OpenBLAS on 2 threads.
+ * sample); measured on the shipped CNN, 10,000 images, on a busy machine, im2col level:
+ * 0.28-0.53 s this way against 0.57-0.62 s with one worker and OpenBLAS on 2 threads.
  *
  * Two layer walks: run_layers below (NCHW, PyTorch's layout) serves hooks and per-layer
- * captures; without them the faster channels-last walk in infer-nhwc.c runs. Here
- * convolution is im2col over a whole mini-batch: col[K = c*kh*kw][B * oh*ow], one sgemm
- * W[out, K] x col -> tmp[out][B * oh*ow], then a copy into NCHW fused with the bias. */
+ * captures; without them the faster channels-last walk in infer-nhwc.c runs (on the
+ * shipped CNN: 0.12 s with the AVX-512 kernel, 0.16 s AVX2, 0.23 s im2col + sgemm; see
+ * tests/model/bench-fp32.c). Here convolution is im2col over a whole mini-batch:
+ * col[K = c*kh*kw][B * oh*ow], one sgemm W[out, K] x col -> tmp[out][B * oh*ow], then a
+ * copy into NCHW fused with the bias. */
 #include "model-private.h"
 
 #include <errno.h>
@@ -178,9 +181,9 @@ static size_t col_floats(const qlab_model *m, size_t mb)
     return need;
 }
 
-static int ws_alloc(workspace *ws, const qlab_model *m, size_t mb, int fast)
+static int ws_alloc(workspace *ws, const qlab_model *m, size_t mb, const qlab_nhwc *fast)
 {
-    size_t col = fast ? qlab_nhwc_col_floats(m, mb) : col_floats(m, mb);
+    size_t col = fast ? qlab_nhwc_scratch_floats(fast, mb) : col_floats(m, mb);
     ws->act[0] = malloc(mb * m->max_act * sizeof(float));
     ws->act[1] = malloc(mb * m->max_act * sizeof(float));
     ws->col = col ? malloc(col * sizeof(float)) : NULL;
@@ -278,8 +281,7 @@ typedef struct run_ctx {
     float lut[256];
     int32_t *pred;
     int fast;                   /* no hooks or captures: NHWC path */
-    const float **wt;           /* per layer: weights in use */
-    float **wr;                 /* per layer: conv weights reordered for the NHWC path */
+    qlab_nhwc nhwc;             /* its weights and plans */
     size_t total;               /* samples */
     size_t next;                /* first sample of the next mini-batch (atomic) */
     size_t correct[MAX_CHUNKS];
@@ -306,7 +308,7 @@ static void run_worker(void *vctx, size_t begin, size_t end, unsigned chunk)
     workspace ws;
     (void)begin;
     (void)end;
-    if (ws_alloc(&ws, m, QLAB_MB, c->fast) < 0) {
+    if (ws_alloc(&ws, m, QLAB_MB, c->fast ? &c->nhwc : NULL) < 0) {
         c->err[chunk] = -ENOMEM;
         return;
     }
@@ -324,8 +326,7 @@ static void run_worker(void *vctx, size_t begin, size_t end, unsigned chunk)
         } else {
             memcpy(ws.act[0], c->input + b * m->in_size, n * m->in_size * sizeof(float));
         }
-        const float *y = c->fast ? qlab_run_layers_nhwc(m, (const float *const *)c->wr, c->wt,
-                                                        ws.act[0], ws.act[1], ws.col, n)
+        const float *y = c->fast ? qlab_run_layers_nhwc(&c->nhwc, ws.act[0], ws.act[1], ws.col, n)
                                  : run_layers(m, c->o, &ws, n, b, chunk);
         if (c->logits)
             memcpy(c->logits + b * m->nclasses, y, n * m->nclasses * sizeof(float));
@@ -341,47 +342,15 @@ static void run_worker(void *vctx, size_t begin, size_t end, unsigned chunk)
     ws_free(&ws);
 }
 
-static void fast_clear(run_ctx *c)
-{
-    if (c->wr)
-        for (size_t i = 0; i < c->m->nlayers; i++)
-            free(c->wr[i]);
-    free(c->wr);
-    free(c->wt);
-}
-
-static int fast_prepare(run_ctx *c)
-{
-    const qlab_model *m = c->m;
-    const qlab_forward_opts *o = c->o;
-    c->fast = !o || (!o->hook && !o->capture);
-    if (!c->fast)
-        return 0;
-    c->wt = calloc(m->nlayers, sizeof *c->wt);
-    c->wr = calloc(m->nlayers, sizeof *c->wr);
-    if (!c->wt || !c->wr)
-        return -ENOMEM;
-    for (size_t i = 0; i < m->nlayers; i++) {
-        const qlab_layer *l = &m->layers[i];
-        if (!l->weight)
-            continue;
-        c->wt[i] = (o && o->weights && o->weights[i]) ? o->weights[i] : l->weight->f32;
-        if (l->kind == QLAB_LAYER_CONV2D) {
-            c->wr[i] = qlab_conv_weight_nhwc(l, c->wt[i]);
-            if (!c->wr[i])
-                return -ENOMEM;
-        }
-    }
-    return 0;
-}
-
 static int run(run_ctx *c, size_t n)
 {
     pthread_once(&blas_once, blas_single_thread);
-    int r = fast_prepare(c);
-    if (r < 0) {
-        fast_clear(c);
-        return r;
+    const qlab_forward_opts *o = c->o;
+    c->fast = !o || (!o->hook && !o->capture);
+    if (c->fast) {
+        int r = qlab_nhwc_prepare(&c->nhwc, c->m, o ? o->weights : NULL);
+        if (r < 0)
+            return r;
     }
     /* below two mini-batches a second thread costs more than it saves */
     size_t workers = n > 2 * QLAB_MB ? qlab_threads() : 1;
@@ -390,7 +359,8 @@ static int run(run_ctx *c, size_t n)
     c->total = n;
     c->next = 0;
     unsigned used = qlab_parallel_for(workers, 1, 1, run_worker, c);
-    fast_clear(c);
+    if (c->fast)
+        qlab_nhwc_clear(&c->nhwc);
     for (unsigned k = 0; k < used && k < MAX_CHUNKS; k++)
         if (c->err[k] < 0)
             return c->err[k];
