@@ -271,10 +271,12 @@ static uint8_t *run_batch(const plan *p, uint8_t *cur, uint8_t *nxt, uint8_t *co
                                 (int8_t *)padded);
                 qlab_im2col_hwc_s8((const int8_t *)padded, (size_t)l->in_h + 2 * pad,
                                    (size_t)l->in_w + 2 * pad, (size_t)l->in_c, (size_t)l->kh,
-                                   (size_t)l->kw, (size_t)l->stride,
-                                   (int8_t *)col + s * ohw * ld, ld);
+                                   (size_t)l->kw, (size_t)l->stride, (int8_t *)col, ld);
+                r = qgemm_u8_serial(pl->g, col, ohw, ld, nxt + s * l->out_size,
+                                    (size_t)l->rows);
+                if (r < 0)
+                    break;
             }
-            r = qgemm_u8_serial(pl->g, col, n * ohw, ld, nxt, (size_t)l->rows);
             break;
         }
         case QLAB_LAYER_MAXPOOL2D:
@@ -317,7 +319,7 @@ static void run_range(void *vctx, size_t begin, size_t end, unsigned chunk)
     uint8_t *col = NULL, *padded = NULL;
     if (p->max_cols) {
         /* calloc: the slack and row tails are read (times zero weights) but never set */
-        col = calloc(BATCH * p->max_cols + QLAB_IM2COL_SLACK, 1);
+        col = calloc(p->max_cols + QLAB_IM2COL_SLACK, 1);
         padded = calloc(p->max_padded + QLAB_IM2COL_SLACK, 1);
     }
     if (!a || !b || (p->max_cols && (!col || !padded))) {
