@@ -37,6 +37,7 @@ typedef __m512 V;
 #define FN(name) name##_avx512
 /* accumulator tile widths per NV (index NV): T x NV <= 24 of 32 zmm registers */
 static const int tmax[5] = {0, 16, 12, 8, 6};
+#define NVBLOCK 4       /* vectors of output channels per block */
 #elif QLAB_CONV_VW == 8
 typedef __m256 V;
 #define VW 8
@@ -50,8 +51,10 @@ typedef __m256 V;
 #define VMAXNAN(a, b)                                                                      \
     _mm256_blendv_ps(_mm256_max_ps((b), (a)), (b), _mm256_cmp_ps((b), (b), _CMP_UNORD_Q))
 #define FN(name) name##_avx2
-/* T x NV <= 12 of 16 ymm registers */
+/* T x NV <= 12 of 16 ymm registers, leaving room for NV weight vectors and a broadcast
+ * (wider blocks, NV 3 or 4, would spill under clang, which keeps the weights in registers) */
 static const int tmax[5] = {0, 12, 6, 4, 3};
+#define NVBLOCK 2
 #else
 #error "QLAB_CONV_VW must be 8 or 16"
 #endif
@@ -80,22 +83,24 @@ typedef struct tile_args {
     size_t ostep;         /* floats between adjacent output pixels */
 } tile_args;
 
+/* acc [T * NV], wv and bv [NV]: arrays of exactly that size in the caller (TILE_FN), so
+ * that once the loops are unrolled every element is a register (clang promotes only
+ * exactly sized arrays). */
 static inline __attribute__((always_inline)) void tile(const tile_args *a, const int NV,
-                                                       const int T)
+                                                       const int T, V *restrict acc,
+                                                       V *restrict wv, V *restrict bv)
 {
-    V acc[TMAX][NVMAX];
 UNROLL
     for (int t = 0; t < T; t++)
 UNROLL
         for (int v = 0; v < NV; v++)
-            acc[t][v] = VZERO();
+            acc[t * NV + v] = VZERO();
     const float *restrict wp = a->w;
     const size_t xs = a->xs, op = a->op;
     const int krow = a->krow;
     for (int ki = 0; ki < a->kh; ki++) {
         const float *restrict ip = a->in + (size_t)ki * a->prow;
         for (int k = 0; k < krow; k++, wp += op) {
-            V wv[NVMAX];
 UNROLL
             for (int v = 0; v < NV; v++)
                 wv[v] = VLOAD(wp + v * VW);
@@ -104,11 +109,10 @@ UNROLL
                 const V b = VSET1(ip[(size_t)t * xs + k]);
 UNROLL
                 for (int v = 0; v < NV; v++)
-                    acc[t][v] = VFMA(b, wv[v], acc[t][v]);
+                    acc[t * NV + v] = VFMA(b, wv[v], acc[t * NV + v]);
             }
         }
     }
-    V bv[NVMAX];
 UNROLL
     for (int v = 0; v < NV; v++)
         bv[v] = VLOAD(a->bias + v * VW);
@@ -116,7 +120,7 @@ UNROLL
     for (int t = 0; t < T; t++) {
 UNROLL
         for (int v = 0; v < NV; v++) {
-            V y = VADD(acc[t][v], bv[v]);
+            V y = VADD(acc[t * NV + v], bv[v]);
             if (a->relu)
                 y = VRELU(y);
             VSTORE(a->out + (size_t)t * a->ostep + v * VW, y);
@@ -129,7 +133,8 @@ typedef void (*tile_fn)(const tile_args *a);
 #define TILE_FN(NV, T)                                                                     \
     static void tile_##NV##_##T(const tile_args *a)                                        \
     {                                                                                      \
-        tile(a, NV, T);                                                                    \
+        V acc[(T) * (NV)], wv[NV], bv[NV];                                                 \
+        tile(a, NV, T, acc, wv, bv);                                                       \
     }
 #define TILE_ROW(NV)                                                                       \
     TILE_FN(NV, 1) TILE_FN(NV, 2) TILE_FN(NV, 3) TILE_FN(NV, 4) TILE_FN(NV, 5)             \
@@ -192,8 +197,8 @@ void FN(qlab_conv_direct)(const qlab_conv_plan *p, const float *in, float *out, 
     };
     for (int oy = 0; oy < p->oh; oy++) {
         const float *row = in + (size_t)oy * p->stride * prow;
-        for (int v0 = 0; v0 < nvec; v0 += NVMAX) {
-            const int nv = nvec - v0 < NVMAX ? nvec - v0 : NVMAX;
+        for (int v0 = 0; v0 < nvec; v0 += NVBLOCK) {
+            const int nv = nvec - v0 < NVBLOCK ? nvec - v0 : NVBLOCK;
             const int tm = tmax[nv];
             const int ntiles = (p->ow + tm - 1) / tm;
             const int base = p->ow / ntiles, extra = p->ow % ntiles;
