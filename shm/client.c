@@ -247,23 +247,38 @@ int qlab_shm_connect(const char *path, const qlab_shm_client_opts *opts,
     c->spin_ns = o->spin_ns;
     if ((r = do_connect(path, &c->sock)) < 0)
         goto fail;
+    int send_err = 0;
     if (send(c->sock, &hello, sizeof(hello), MSG_NOSIGNAL) != (ssize_t)sizeof(hello)) {
-        r = -errno;
-        goto fail;
+        send_err = -errno;
+        /* A server that refuses us (too many clients, another user) answers at accept and
+         * closes, possibly before our hello lands: its answer, still queued, says why. */
+        if (send_err != -EPIPE && send_err != -ECONNRESET) {
+            r = send_err;
+            goto fail;
+        }
     }
     struct pollfd p = { .fd = c->sock, .events = POLLIN };
     r = poll(&p, 1, HELLO_MS);
     if (r <= 0) {
-        r = r == 0 ? -ETIMEDOUT : -errno;
+        r = send_err ? send_err : r == 0 ? -ETIMEDOUT : -errno;
         goto fail;
     }
     r = qlab_recv_fds(c->sock, &rep, sizeof(rep), fds, &nfds);
+    if (r == -ECONNRESET) {
+        /* The server closed with our hello unread (a refusal at accept): Linux reports
+         * that once, ahead of the answer still queued for us; the next read gets it. */
+        r = qlab_recv_fds(c->sock, &rep, sizeof(rep), fds, &nfds);
+        if (r == 0)
+            r = -ECONNRESET;
+    }
     if (r == 0) {
-        r = -ECONNREFUSED;        /* closed without a word */
+        r = send_err ? send_err : -ECONNREFUSED;   /* closed without a word */
         goto fail;
     }
-    if (r < 0)
+    if (r < 0) {
+        r = send_err ? send_err : r;
         goto fail;
+    }
     if (r != (int)sizeof(rep) || rep.magic != QLAB_HELLO_MAGIC || rep.version != QLAB_SHM_VERSION) {
         r = -EPROTO;
         goto fail;

@@ -64,10 +64,14 @@ typedef struct qlab_shm_server_opts {
     int      busy_poll_cpu;       /* >= 0: pin the server thread to this CPU */
     uint32_t max_clients;         /* default 64 */
     uint64_t max_data_size;       /* largest data area a client may ask for (default 1 GiB) */
+    int64_t  hello_timeout_ns;    /* a connection that has not sent its hello by then is
+                                   * closed, so silent connections cannot hold the client
+                                   * slots (default 5 s); <= 0: wait forever */
 } qlab_shm_server_opts;
 
 #define QLAB_SHM_SERVER_OPTS_DEFAULT \
-    { .spin_ns = 50000, .busy_poll_cpu = -1, .max_clients = 64, .max_data_size = 1ull << 30 }
+    { .spin_ns = 50000, .busy_poll_cpu = -1, .max_clients = 64, .max_data_size = 1ull << 30, \
+      .hello_timeout_ns = 5000000000ll }
 
 /* Binds path (a stale socket of a dead daemon is replaced; -EADDRINUSE when a daemon
  * answers there). handlers and userdata are used from the server thread. opts may be NULL. */

@@ -4,6 +4,7 @@
 #include "server-private.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -102,6 +103,8 @@ void qlab_srv_accept(qlab_shm_server *s)
         c->sock = fd;
         c->bell = c->notify = -1;
         c->state = C_HELLO;
+        if (s->o.hello_timeout_ns > 0)
+            c->hello_deadline = qlab_now_ns() + s->o.hello_timeout_ns;
         c->wsock = (struct watch){ W_SOCK, c };
         c->wbell = (struct watch){ W_BELL, c };
         if (qlab_srv_ep_add(s, fd, &c->wsock, EPOLLIN | EPOLLRDHUP) < 0) {
@@ -111,6 +114,21 @@ void qlab_srv_accept(qlab_shm_server *s)
         }
         s->conns[s->nconns++] = c;
     }
+}
+
+int64_t qlab_srv_hello_sweep(qlab_shm_server *s, int64_t now)
+{
+    int64_t next = INT64_MAX;
+    for (unsigned i = 0; i < s->nconns; i++) {
+        conn *c = s->conns[i];
+        if (c->state != C_HELLO || c->hello_deadline == 0)
+            continue;
+        if (c->hello_deadline <= now)
+            qlab_srv_conn_kill(s, c);
+        else if (c->hello_deadline < next)
+            next = c->hello_deadline;
+    }
+    return next;
 }
 
 /* The client's one datagram: sizes it wants. Answer with its memfd and eventfds. */

@@ -26,6 +26,7 @@ enum conn_state { C_HELLO, C_READY, C_DEAD };
 typedef struct conn {
     struct watch wsock, wbell;
     enum conn_state state;
+    int64_t hello_deadline;       /* C_HELLO: killed at this qlab_now_ns() (0: never) */
     int sock, bell, notify;       /* bell: client wakes us; notify: we wake a GLib client */
     uint64_t id;
     void *map;
@@ -68,5 +69,8 @@ void qlab_srv_conn_kill(qlab_shm_server *s, conn *c);
 void qlab_srv_reap_dead(qlab_shm_server *s);
 /* Listening socket readable: accept, check SO_PEERCRED, wait for the hello. */
 void qlab_srv_accept(qlab_shm_server *s);
+/* Kills the connections whose hello is overdue at `now`; returns the next deadline of those
+ * still waiting, or INT64_MAX. */
+int64_t qlab_srv_hello_sweep(qlab_shm_server *s, int64_t now);
 /* A client socket event: the hello, or the client's end. */
 void qlab_srv_sock_event(qlab_shm_server *s, conn *c, uint32_t events);

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -321,6 +322,14 @@ static bool rings_pending(qlab_shm_server *s)
 static int handle_epoll(qlab_shm_server *s, int timeout_ms)
 {
     struct epoll_event evs[64];
+    /* a connection still owing its hello bounds the sleep: it is closed at its deadline */
+    int64_t now = qlab_now_ns(), next = qlab_srv_hello_sweep(s, now);
+    qlab_srv_reap_dead(s);
+    if (next != INT64_MAX) {
+        int64_t ms = (next - now) / 1000000 + 1;
+        if (timeout_ms < 0 || ms < timeout_ms)
+            timeout_ms = ms > INT32_MAX ? INT32_MAX : (int)ms;
+    }
     int n = epoll_wait(s->ep, evs, 64, timeout_ms);
 
     if (n < 0)

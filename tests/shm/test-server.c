@@ -1,6 +1,7 @@
 /* test-server.c — server and client end to end: every request type, progress events, the
  * zero-copy quantize, a hostile client beside a good one, SO_PEERCRED refusal, a SIGKILLed
- * client reclaimed (descriptors and mappings), and the client seeing the daemon die. */
+ * client reclaimed (descriptors and mappings), connections that never say hello closed at
+ * their deadline, and the client seeing the daemon die. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -457,6 +460,65 @@ static void test_sigkill_reclaimed(void **state)
 }
 
 /* The client learns of the daemon's death from the socket, in one clear error. */
+static int raw_connect(const char path[64])
+{
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+/* Two silent connections fill a 2-client server: a real client is refused (-EUSERS) until
+ * the hello deadline (200 ms) closes them, then it gets in. */
+static void test_hello_timeout(void **state)
+{
+    (void)state;
+    char dir[32] = "/tmp/qlab-shm-hello-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/qlabd.sock", dir);
+    shm_test_daemon d;
+    shm_test_daemon_init(&d);
+    qlab_shm_server_opts o = QLAB_SHM_SERVER_OPTS_DEFAULT;
+    o.max_clients = 2;
+    o.hello_timeout_ns = 200000000;
+    qlab_shm_server *s;
+    assert_int_equal(qlab_shm_server_new(path, &shm_test_handlers, &d, &o, &s), 0);
+    assert_int_equal(qlab_shm_server_start(s), 0);
+
+    int64_t t0 = qlab_now_ns();
+    int silent[2] = { raw_connect(path), raw_connect(path) };
+    usleep(20000);              /* let the server accept both */
+    qlab_shm_client *c = NULL;
+    assert_int_equal(qlab_shm_connect(path, NULL, &c), -EUSERS);
+
+    /* the server closes each silent socket: a read sees EOF */
+    for (int i = 0; i < 2; i++) {
+        char b;
+        assert_int_equal(read(silent[i], &b, 1), 0);
+        close(silent[i]);
+    }
+    int64_t waited = qlab_now_ns() - t0;
+    assert_true(waited >= 190000000);           /* not before the deadline */
+    assert_true(waited < 3000000000);           /* and not much after it */
+    int r = -1;
+    for (int i = 0; i < 500 && (r = qlab_shm_connect(path, NULL, &c)) == -EUSERS; i++)
+        usleep(1000);
+    assert_int_equal(r, 0);
+    wait_clients(s, 1);
+    /* a client that did say hello is not subject to the deadline */
+    usleep(300000);
+    wait_clients(s, 1);
+    qlab_exp_info infos[4];
+    qlab_err err = { 0 };
+    assert_true(qlab_shm_list(c, infos, 4, &err) >= 0);
+    qlab_shm_client_free(c);
+    qlab_shm_server_free(s);
+    shm_test_daemon_fini(&d);
+    rmdir(dir);
+}
+
 static void test_daemon_death(void **state)
 {
     char dir[] = "/tmp/qlab-shm-death-XXXXXX", path[128];
@@ -569,6 +631,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peercred_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_reclaimed, setup, teardown),
+        cmocka_unit_test(test_hello_timeout),
         cmocka_unit_test(test_daemon_death),
         cmocka_unit_test(test_sleeping_both_sides),
         cmocka_unit_test(test_socket_path),
