@@ -1,12 +1,22 @@
 /* cmd-run.c — `qlab run FILE.yaml`: the daemon's engine in this process, for scripts and
- * CI. Writes to the same kind of database, shows progress, prints the frontier at the end. */
+ * CI. Writes to the same kind of database, shows progress, prints the frontier at the end.
+ *
+ * Ctrl-C (SIGINT), SIGTERM or SIGHUP cancel the experiment instead of killing the process:
+ * the runs in flight finish, the pending ones are marked cancelled, the frontier of what
+ * finished is printed, and the exit status is 128 + the signal. Without this the database
+ * would keep the experiment 'running' until a qlabd started on it. A second signal kills
+ * at once (what finished is already committed). */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "progress.h"
 #include "qlab-cli.h"
@@ -55,6 +65,77 @@ static void on_event(void *ctx, const qlab_engine_event *ev)
     pthread_mutex_unlock(&st->mu);
 }
 
+/* The signal watcher: the handler (in whatever thread the kernel picks, OpenBLAS's own
+ * included) only writes the signal number to a pipe; a thread reads it and cancels. */
+struct watch {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    qlab_engine *engine;        /* under mu */
+    int64_t id;                 /* under mu: 0 until submitted */
+    int sig;                    /* under mu: the first signal */
+    atomic_int done;
+};
+
+static int g_sigpipe[2] = { -1, -1 };
+static const int g_sigs[] = { SIGINT, SIGTERM, SIGHUP };
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    ssize_t k = write(g_sigpipe[1], &b, 1);
+    (void)k;
+    errno = saved;
+}
+
+/* Installs the handler for the signals this process does not ignore (a shell starts
+ * background jobs with SIGINT ignored: that stays so). Returns 0 or -errno. */
+static int watch_signals(void)
+{
+    if (pipe2(g_sigpipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        return -errno;
+    for (size_t i = 0; i < sizeof(g_sigs) / sizeof(g_sigs[0]); i++) {
+        struct sigaction old, sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(g_sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+            sigaction(g_sigs[i], &sa, NULL);
+    }
+    return 0;
+}
+
+static void cancel_locked(struct watch *w)
+{
+    qlab_err err = { 0 };
+    fprintf(stderr, "\r\033[Kqlab: %s: cancelling experiment %lld; finished runs are kept "
+            "(again to quit at once)\n", strsignal(w->sig), (long long)w->id);
+    if (qlab_engine_cancel(w->engine, w->id, &err) < 0 && err.msg[0])
+        fprintf(stderr, "qlab: %s\n", err.msg);
+}
+
+static void *watch_main(void *arg)
+{
+    struct watch *w = arg;
+    while (!atomic_load(&w->done)) {
+        struct pollfd p = { .fd = g_sigpipe[0], .events = POLLIN };
+        unsigned char b;
+        if (poll(&p, 1, 100) <= 0 || read(g_sigpipe[0], &b, 1) != 1)
+            continue;
+        int sig = b;
+        pthread_mutex_lock(&w->mu);
+        if (w->sig) {
+            pthread_mutex_unlock(&w->mu);
+            signal(sig, SIG_DFL);
+            raise(sig);
+            _exit(128 + sig);
+        }
+        w->sig = sig;
+        if (w->id > 0)
+            cancel_locked(w);
+        pthread_mutex_unlock(&w->mu);
+    }
+    return NULL;
+}
+
 int qlab_cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -78,7 +159,10 @@ int qlab_cmd_run(int argc, char **argv)
             printf("usage: qlab run FILE.yaml [--db PATH] [--workers N] [--quiet]\n"
                    "                [--format table|csv|json]\n\n"
                    "Runs the experiment in this process (no daemon) into the database\n"
-                   "(default ./qlab.db), showing progress, then prints its frontier.\n");
+                   "(default ./qlab.db), showing progress, then prints its frontier.\n"
+                   "Ctrl-C (or SIGTERM, SIGHUP) cancels the experiment: runs in flight\n"
+                   "finish, finished runs are kept, the exit status is 128 + the signal;\n"
+                   "a second Ctrl-C quits at once.\n");
             return 0;
         default:
             return 2;
@@ -111,6 +195,9 @@ int qlab_cmd_run(int argc, char **argv)
         fprintf(stderr, "qlab: %s: %s\n", path, err.msg[0] ? err.msg : strerror(-r));
         return 1;
     }
+    struct watch w = { .mu = PTHREAD_MUTEX_INITIALIZER };
+    int watching = watch_signals() == 0 && pthread_create(&w.thread, NULL, watch_main, &w) == 0;
+
     struct run_state st = { .quiet = quiet };
     pthread_mutex_init(&st.mu, NULL);
     qlab_progress_init(&st.prog, stderr, 0);
@@ -136,7 +223,18 @@ int qlab_cmd_run(int argc, char **argv)
     pthread_mutex_unlock(&st.mu);
     if (!quiet)
         fprintf(stderr, "experiment %lld submitted from %s into %s\n", (long long)id, file, path);
+    pthread_mutex_lock(&w.mu);
+    w.engine = e;
+    w.id = id;
+    if (w.sig)                  /* a signal came during the submission */
+        cancel_locked(&w);
+    pthread_mutex_unlock(&w.mu);
     qlab_engine_wait(e, id);
+    pthread_mutex_lock(&w.mu);
+    w.engine = NULL;            /* the watcher must not cancel through a freed engine */
+    w.id = 0;
+    int sig = w.sig;
+    pthread_mutex_unlock(&w.mu);
     qlab_engine_free(e);
 
     qlab_experiment_row row = { 0 };
@@ -155,5 +253,8 @@ int qlab_cmd_run(int argc, char **argv)
         rc = qlab_print_frontier(s, id, format, stdout);
     qlab_store_close(s);
     pthread_mutex_destroy(&st.mu);
-    return rc;
+    atomic_store(&w.done, 1);
+    if (watching)
+        pthread_join(w.thread, NULL);
+    return sig ? 128 + sig : rc;
 }

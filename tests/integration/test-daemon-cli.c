@@ -288,6 +288,49 @@ static void test_client_sigkill_reclaimed(void **state)
     assert_non_null(strstr(text, "qlab: lost qlabd"));
 }
 
+/* Ctrl-C on `qlab run` (no daemon): the experiment is cancelled, not left 'running'; the
+ * runs that finished stay, nothing is pending or running, the exit status is 130. */
+static void test_run_interrupted(void **state)
+{
+    (void)state;
+    char db[600], errf[600], y[600];
+    snprintf(db, sizeof(db), "%s/run.db", tmpdir);
+    snprintf(errf, sizeof(errf), "%s/run.err", tmpdir);
+    snprintf(y, sizeof(y), "%s/long.yaml", tmpdir);
+    pid_t c = fork();
+    assert_true(c >= 0);
+    if (c == 0) {
+        signal(SIGINT, SIG_DFL);
+        int nul = open("/dev/null", 1), e = open(errf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(nul, 1);
+        dup2(e, 2);
+        execl(qlab_path, qlab_path, "run", y, "--db", db, "--workers", "2", (char *)NULL);
+        _exit(127);
+    }
+    char out[4096];
+    int done = 0;
+    for (int t = 0; t < 600 && done < 3; t++) {
+        sleep_ms(50);
+        if (sh(out, sizeof(out), "sqlite3 '%s' \"SELECT count(*) FROM runs WHERE status = "
+               "'done'\" 2>/dev/null", db) == 0)
+            done = atoi(out);
+    }
+    assert_true(done >= 3);
+    kill(c, SIGINT);
+    int st;
+    waitpid(c, &st, 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 130);
+    assert_int_equal(sh(out, sizeof(out), "sqlite3 '%s' \"SELECT status FROM experiments; "
+                        "SELECT count(*) FROM runs WHERE status IN ('pending', 'running'); "
+                        "SELECT count(*) >= 3 FROM runs WHERE status = 'done'; "
+                        "SELECT count(*) > 0 FROM runs WHERE status = 'cancelled'; "
+                        "PRAGMA integrity_check\"", db), 0);
+    assert_string_equal(out, "cancelled\n0\n1\n1\nok\n");
+    sh(out, sizeof(out), "cat '%s'", errf);
+    assert_non_null(strstr(out, "Interrupt: cancelling experiment 1; finished runs are kept"));
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -300,6 +343,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_no_daemon),
         cmocka_unit_test(test_submit_wait_and_commands),
         cmocka_unit_test(test_client_sigkill_reclaimed),
+        cmocka_unit_test(test_run_interrupted),
     };
     return cmocka_run_group_tests_name("daemon-cli", tests, setup, teardown);
 }
