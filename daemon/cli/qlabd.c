@@ -24,6 +24,8 @@
 
 #include "qlab-config.h"
 #include "qlab-engine.h"
+#include "qlab-int8.h"
+#include "qlab-model.h"
 #include "qlabd-private.h"
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -291,9 +293,12 @@ int main(int argc, char **argv)
         tell_ready(ready_fd, 1);
         return 1;
     }
-    qlabd_log("qlabd %s serving %s with %d worker%s, kernels %s, socket %s", QLAB_VERSION,
-              d.db_path, workers > 0 ? workers : (int)sysconf(_SC_NPROCESSORS_ONLN),
-              workers == 1 ? "" : "s", qlab_cpu_level_name(), d.socket_path);
+    qlabd_log("qlabd %s serving %s with %d worker%s, kernels %s (int8 %s, FP32 conv %s), "
+              "socket %s", QLAB_VERSION, d.db_path,
+              workers > 0 ? workers : (int)sysconf(_SC_NPROCESSORS_ONLN),
+              workers == 1 ? "" : "s", qlab_cpu_level_name(),
+              qlab_int8_isa_name(qlab_int8_isa_current()), qlab_model_conv_kernel(),
+              d.socket_path);
     tell_ready(ready_fd, 0);
 
     int sig = 0;

@@ -100,6 +100,11 @@ int qlab_conv_set_level(qlab_conv_level level)
     return 0;
 }
 
+const char *qlab_model_conv_kernel(void)
+{
+    return qlab_conv_level_name(qlab_conv_level_current());
+}
+
 qlab_conv_fn qlab_conv_kernel(qlab_conv_level level)
 {
     switch (level) {

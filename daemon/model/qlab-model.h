@@ -235,6 +235,10 @@ int qlab_model_predict(const qlab_model *m, const qlab_dataset *ds,
                        const qlab_forward_opts *opts, int32_t *pred, size_t *correct,
                        qlab_err *err);
 
+/* The FP32 convolution kernel inference uses: "avx512", "avx2" (direct kernels) or
+ * "blas" (im2col + OpenBLAS); QLAB_CPU caps it. */
+const char *qlab_model_conv_kernel(void);
+
 /* Accuracy in percent (100 * correct / n). */
 int qlab_model_accuracy(const qlab_model *m, const qlab_dataset *ds,
                         const qlab_forward_opts *opts, double *accuracy, qlab_err *err);
