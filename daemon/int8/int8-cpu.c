@@ -3,8 +3,9 @@
  * AVX2 needs CPUID.7.EBX[5] and the OS saving YMM state (XCR0 bits 1 and 2, checked with
  * xgetbv after CPUID.1.ECX.OSXSAVE); AVX-VNNI is CPUID.(7,1).EAX[4] on top of that;
  * AVX512-VNNI needs AVX512F/BW/VL (CPUID.7.EBX[16,30,31]), VNNI (CPUID.7.ECX[11]) and
- * the opmask/ZMM state (XCR0 bits 5-7). The levels are a set, not a ladder: a CPU can
- * have AVX512-VNNI without AVX-VNNI (Cascade Lake, Ice Lake). */
+ * the opmask/ZMM state (XCR0 bits 5-7); AMX is described at amx_permission. The levels
+ * are a set, not a ladder: a CPU can have AVX512-VNNI without AVX-VNNI (Cascade Lake, Ice
+ * Lake). */
 #include <cpuid.h>
 #include <errno.h>
 #include <pthread.h>
@@ -13,11 +14,17 @@
 
 #include "qlab-int8.h"
 
+#ifdef QLAB_INT8_HAVE_AMX
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 static const char *const isa_names[QLAB_INT8_ISA_COUNT] = {
     [QLAB_INT8_SCALAR] = "scalar",
     [QLAB_INT8_AVX2] = "avx2",
     [QLAB_INT8_AVXVNNI] = "avxvnni",
     [QLAB_INT8_AVX512VNNI] = "avx512vnni",
+    [QLAB_INT8_AMX] = "amx",
 };
 
 static unsigned g_hw;               /* bit i: level i usable */
@@ -37,6 +44,16 @@ static unsigned long long xgetbv0(void)
     return ((unsigned long long)hi << 32) | lo;
 }
 
+#ifdef QLAB_INT8_HAVE_AMX
+/* Linux keeps AMX's 8 KiB of tile data off until a process asks (arch/x86/include/uapi/
+ * asm/prctl.h: ARCH_REQ_XCOMP_PERM 0x1023, XFEATURE_XTILEDATA 18); it applies to every
+ * thread of the process, present and future. */
+static int amx_permission(void)
+{
+    return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+}
+#endif
+
 static unsigned detect(void)
 {
     unsigned set = 1u << QLAB_INT8_SCALAR;
@@ -48,7 +65,7 @@ static unsigned detect(void)
     unsigned long long xcr0 = xgetbv0();
     if ((xcr0 & 6) != 6 || !__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & bit_AVX2))
         return set;
-    unsigned ebx7 = b, ecx7 = c;
+    unsigned ebx7 = b, ecx7 = c, edx7 = d;
 #ifdef QLAB_INT8_HAVE_AVX2
     set |= 1u << QLAB_INT8_AVX2;
 #endif
@@ -61,8 +78,17 @@ static unsigned detect(void)
     if ((xcr0 & 0xE6) == 0xE6 && (ebx7 & need) == need && (ecx7 & (1u << 11)))
         set |= 1u << QLAB_INT8_AVX512VNNI;
 #endif
+#ifdef QLAB_INT8_HAVE_AMX
+    /* AMX-TILE and AMX-INT8 (CPUID.7.EDX[24, 25]), TILECFG and TILEDATA state enabled
+     * (XCR0 bits 17, 18), and the kernel's leave to use the tile data; the epilogue is
+     * the AVX512-VNNI level's, so that level must be there too. */
+    if ((set & (1u << QLAB_INT8_AVX512VNNI)) && (edx7 & (3u << 24)) == (3u << 24) &&
+        (xcr0 & 0x60000) == 0x60000 && amx_permission())
+        set |= 1u << QLAB_INT8_AMX;
+#endif
     (void)ebx7;
     (void)ecx7;
+    (void)edx7;
     return set;
 }
 

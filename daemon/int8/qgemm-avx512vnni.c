@@ -16,6 +16,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "qgemm-epi512.h"
 #include "qgemm-private.h"
 
 #define MR QGEMM_MR_512
@@ -26,52 +27,6 @@ static inline __attribute__((always_inline)) __m512i bcast(const unsigned char *
     uint32_t v;
     memcpy(&v, p, sizeof v);
     return _mm512_set1_epi32((int32_t)(do_xor ? v ^ x : v));
-}
-
-/* The epilogue's per-tile constants, loaded once: the int8 stores may alias anything, so
- * the compiler would otherwise reload them from *t for every row. */
-typedef struct epi {
-    __m512i colcorr, wz, zp, lo, hi;
-    __m512 bias_over, mult;
-    __m128i x;
-    __mmask16 mask;
-} epi;
-
-static inline void epi_load(const qgemm_tile *t, epi *e)
-{
-    /* All fields defined even where the s32 path leaves them unused (gcc's
-     * -Wmaybe-uninitialized cannot see that the branches agree). */
-    memset(e, 0, sizeof(*e));
-    e->colcorr = _mm512_loadu_si512((const void *)t->colcorr);
-    e->wz = t->wz ? _mm512_loadu_si512((const void *)t->wz) : _mm512_setzero_si512();
-    e->mask = (__mmask16)((1u << t->nr) - 1);
-    if (t->c8) {
-        e->bias_over = _mm512_loadu_ps(t->bias_over);
-        e->mult = _mm512_loadu_ps(t->mult);
-        e->zp = _mm512_set1_epi32(t->out_zp);
-        e->lo = _mm512_set1_epi32(t->lo);
-        e->hi = _mm512_set1_epi32(t->hi);
-        e->x = _mm_set1_epi8((char)t->out_xor);
-    }
-}
-
-static inline void store_row(const qgemm_tile *t, const epi *e, size_t r, __m512i acc)
-{
-    acc = _mm512_add_epi32(acc, e->colcorr);
-    if (t->wz)
-        acc = _mm512_sub_epi32(acc, _mm512_mullo_epi32(e->wz, _mm512_set1_epi32(t->rowsum[r])));
-    if (t->c32) {
-        _mm512_mask_storeu_epi32(t->c32 + r * t->ldc, e->mask, acc);
-        return;
-    }
-    __m512 f = _mm512_cvtepi32_ps(acc);
-    f = _mm512_add_ps(f, e->bias_over);
-    f = _mm512_mul_ps(f, e->mult);
-    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), e->zp);
-    q = _mm512_min_epi32(_mm512_max_epi32(q, e->lo), e->hi);
-    /* values are in [lo, hi] within int8: the truncating down-convert is exact */
-    __m128i b = _mm_xor_si128(_mm512_cvtepi32_epi8(q), e->x);
-    _mm_mask_storeu_epi8(t->c8 + r * t->ldc, e->mask, b);
 }
 
 /* R rows (a compile-time constant in each instantiation, so the accumulators stay in
@@ -95,10 +50,10 @@ static inline __attribute__((always_inline)) void tile(const qgemm_tile *t, int 
         for (size_t r = 0; r < R; r++)
             c[r] = _mm512_dpbusd_epi32(c[r], bcast(a[r] + off, ax, do_xor), wv);
     }
-    epi e;
-    epi_load(t, &e);
+    qgemm_epi e;
+    qgemm_epi_load(t, &e);
     for (size_t r = 0; r < t->mr; r++)
-        store_row(t, &e, r, c[r]);
+        qgemm_store_row(t, &e, r, c[r]);
 }
 
 #define TILE_R(R)                                                                           \

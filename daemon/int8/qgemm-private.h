@@ -7,11 +7,12 @@
  *   A row r:             A'[r][k] at element k of a row of kp = round_up(k, KR) elements
  * Out-of-range weights and A' padding are 0, so padding adds nothing to the sums.
  * AVX2: KR = 2, elements int16 (A' = a sign- or zero-extended).
- * AVX-VNNI and AVX512-VNNI: KR = 4, elements uint8 for A' (a ^ 0x80 for s8 input, a for
- *   u8) and int8 W.
+ * AVX-VNNI, AVX512-VNNI and AMX: KR = 4, elements uint8 for A' (a ^ 0x80 for s8 input, a
+ *   for u8) and int8 W.
  *   When the caller's rows are long enough (lda >= kp) and no row sums are needed
  *   (symmetric weights), the kernel reads A in place and applies the ^ 0x80 itself
- *   (a_xor); bytes between k and kp meet zero weights, so their values do not matter.
+ *   (a_xor; AMX only for u8 input, as its tile loads cannot flip bits); bytes between k
+ *   and kp meet zero weights, so their values do not matter.
  */
 #pragma once
 
@@ -21,6 +22,7 @@
 #define QGEMM_NR 16
 #define QGEMM_MR 6              /* rows per tile of the AVX2 and AVX-VNNI kernels */
 #define QGEMM_MR_512 12         /* rows per tile of the AVX512-VNNI kernel */
+#define QGEMM_MR_AMX 16         /* rows per tile of the AMX kernel (a full tile) */
 
 /* One MR x NR tile: raw R = sum_k A'[r][k] * W[n][k] in int32, then
  *   acc = R + colcorr[j] - (wz ? wz[j] * rowsum[r] : 0)   (wrapping int32)
@@ -56,6 +58,9 @@ int qgemm_u8_serial(const struct qlab_qgemm *g, const uint8_t *a, size_t m, size
 void qlab_qgemm_tile_avx2(const qgemm_tile *t);
 void qlab_qgemm_tile_avxvnni(const qgemm_tile *t);
 void qlab_qgemm_tile_avx512vnni(const qgemm_tile *t);
+void qlab_qgemm_tile_amx(const qgemm_tile *t);
+/* Ends the AMX kernel's use of the tiles on this thread (after a GEMM's last tile). */
+void qlab_qgemm_amx_release(void);
 
 /* The exact scalar epilogue every ISA reproduces: float32 ops in this order, rounding
  * to nearest even, out-of-range floats become INT32_MIN as cvtps2dq does, wrapping add. */

@@ -35,12 +35,13 @@ static size_t round_up(size_t x, size_t m)
 /* Both VNNI levels share the u8 x s8 quad packing. */
 static int is_vnni(qlab_int8_isa isa)
 {
-    return isa == QLAB_INT8_AVXVNNI || isa == QLAB_INT8_AVX512VNNI;
+    return isa == QLAB_INT8_AVXVNNI || isa == QLAB_INT8_AVX512VNNI || isa == QLAB_INT8_AMX;
 }
 
 static size_t tile_rows(qlab_int8_isa isa)
 {
-    return isa == QLAB_INT8_AVX512VNNI ? QGEMM_MR_512 : QGEMM_MR;
+    return isa == QLAB_INT8_AMX ? QGEMM_MR_AMX
+           : isa == QLAB_INT8_AVX512VNNI ? QGEMM_MR_512 : QGEMM_MR;
 }
 
 void qlab_qgemm_ref_s32(const int8_t *a, size_t m, size_t lda, int32_t a_zp,
@@ -261,6 +262,10 @@ static void run_range(run_ctx *x, size_t m0, size_t m1, size_t p0, size_t p1)
     if (g->isa == QLAB_INT8_AVX512VNNI)
         tile = qlab_qgemm_tile_avx512vnni;
 #endif
+#ifdef QLAB_INT8_HAVE_AMX
+    if (g->isa == QLAB_INT8_AMX)
+        tile = qlab_qgemm_tile_amx;
+#endif
     const size_t mr = tile_rows(g->isa);
     size_t esz = g->isa == QLAB_INT8_AVX2 ? 2 : 1;
     size_t mc = block_rows(g);
@@ -311,6 +316,10 @@ static void run_range(run_ctx *x, size_t m0, size_t m1, size_t p0, size_t p1)
             }
         }
     }
+#ifdef QLAB_INT8_HAVE_AMX
+    if (g->isa == QLAB_INT8_AMX)
+        qlab_qgemm_amx_release();
+#endif
     free(abuf);
     free(rowsum);
 }
@@ -352,14 +361,18 @@ static int run(const qlab_qgemm *g, const uint8_t *a, int a_unsigned, size_t m, 
         colcorr[j] = (int32_t)v;
     }
     x.colcorr = colcorr;
-    x.direct = is_vnni(g->isa) && !g->wz && lda >= g->kp;
+    x.direct = is_vnni(g->isa) && !g->wz && lda >= g->kp &&
+               (g->isa != QLAB_INT8_AMX || a_unsigned);
     /* Split rows when there are enough for every thread to get whole tiles, else split
      * output panels (GEMV-like shapes: each thread streams half of W). */
-    /* Below ~16 M multiply-adds (~50 us on one core) waking the pool costs more than
-     * the second core saves (measured: 256x256x128 ran slower on two threads). */
+    /* Below ~50 us of work on one core waking the pool costs more than the second core
+     * saves: ~16 M multiply-adds with VNNI (measured: 256x256x128 ran slower on two
+     * threads), ~128 M with AMX once there are full tiles of rows (256x784x256, 51 M:
+     * 1,700 GOP/s on one thread, 960 on two; GEMV shapes stay memory-bound). */
     unsigned th = qlab_threads();
     size_t work = m * g->n * g->k;
-    size_t grain = serial || work < ((size_t)1 << 24) ? SIZE_MAX : 1;
+    size_t solo = (size_t)1 << (g->isa == QLAB_INT8_AMX && m >= QGEMM_MR_AMX ? 27 : 24);
+    size_t grain = serial || work < solo ? SIZE_MAX : 1;
     const size_t mr = tile_rows(g->isa);
     x.split_m = m >= mr * 4 * th;
     if (x.split_m)

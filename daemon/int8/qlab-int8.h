@@ -35,15 +35,17 @@ typedef enum qlab_int8_isa {
     QLAB_INT8_AVX2,         /* vpmaddwd on sign-extended int16 pairs */
     QLAB_INT8_AVXVNNI,      /* vpdpbusd (VEX, ymm) on u8 = s8 ^ 0x80 quads */
     QLAB_INT8_AVX512VNNI,   /* vpdpbusd (EVEX, zmm), same packing as AVX-VNNI */
+    QLAB_INT8_AMX,          /* AMX-INT8 tdpbusd on 16 x 64 tiles, same packing */
     QLAB_INT8_ISA_COUNT
 } qlab_int8_isa;
 
-/* "scalar", "avx2", "avxvnni", "avx512vnni". */
+/* "scalar", "avx2", "avxvnni", "avx512vnni", "amx". */
 const char *qlab_int8_isa_name(qlab_int8_isa isa);
 
 /* Best level this CPU supports (cpuid + xgetbv, read once), lowered by the environment
- * variable QLAB_CPU=scalar|avx2|avxvnni|avx512vnni when set (the best supported level
- * not above the one named). */
+ * variable QLAB_CPU=scalar|avx2|avxvnni|avx512vnni|amx when set (the best supported
+ * level not above the one named). AMX also needs the kernel's permission for the tile
+ * data (arch_prctl ARCH_REQ_XCOMP_PERM, Linux 5.16+), asked for once here. */
 qlab_int8_isa qlab_int8_isa_best(void);
 
 /* Level used by objects packed from now on (default qlab_int8_isa_best()). Returns

@@ -208,6 +208,7 @@ static void test_cpu_env(void **state)
     assert_string_equal(qlab_int8_isa_name(QLAB_INT8_AVX2), "avx2");
     assert_string_equal(qlab_int8_isa_name(QLAB_INT8_AVXVNNI), "avxvnni");
     assert_string_equal(qlab_int8_isa_name(QLAB_INT8_AVX512VNNI), "avx512vnni");
+    assert_string_equal(qlab_int8_isa_name(QLAB_INT8_AMX), "amx");
 }
 
 static void test_bad_args(void **state)
