@@ -103,8 +103,12 @@ void qlab_srv_accept(qlab_shm_server *s)
         c->sock = fd;
         c->bell = c->notify = -1;
         c->state = C_HELLO;
-        if (s->o.hello_timeout_ns > 0)
-            c->hello_deadline = qlab_now_ns() + s->o.hello_timeout_ns;
+        if (s->o.hello_timeout_ns > 0) {
+            int64_t now = qlab_now_ns();
+            /* saturating: a huge timeout means "never" (0), not a deadline in the past */
+            c->hello_deadline = s->o.hello_timeout_ns > INT64_MAX - now
+                                    ? 0 : now + s->o.hello_timeout_ns;
+        }
         c->wsock = (struct watch){ W_SOCK, c };
         c->wbell = (struct watch){ W_BELL, c };
         if (qlab_srv_ep_add(s, fd, &c->wsock, EPOLLIN | EPOLLRDHUP) < 0) {
@@ -114,21 +118,6 @@ void qlab_srv_accept(qlab_shm_server *s)
         }
         s->conns[s->nconns++] = c;
     }
-}
-
-int64_t qlab_srv_hello_sweep(qlab_shm_server *s, int64_t now)
-{
-    int64_t next = INT64_MAX;
-    for (unsigned i = 0; i < s->nconns; i++) {
-        conn *c = s->conns[i];
-        if (c->state != C_HELLO || c->hello_deadline == 0)
-            continue;
-        if (c->hello_deadline <= now)
-            qlab_srv_conn_kill(s, c);
-        else if (c->hello_deadline < next)
-            next = c->hello_deadline;
-    }
-    return next;
 }
 
 /* The client's one datagram: sizes it wants. Answer with its memfd and eventfds. */
@@ -180,6 +169,29 @@ static void do_hello(qlab_shm_server *s, conn *c)
     }
     c->state = C_READY;
     atomic_fetch_add(&s->nready, 1);
+}
+
+int64_t qlab_srv_hello_sweep(qlab_shm_server *s, int64_t now)
+{
+    int64_t next = INT64_MAX;
+    for (unsigned i = 0; i < s->nconns; i++) {
+        conn *c = s->conns[i];
+        if (c->state != C_HELLO || c->hello_deadline == 0)
+            continue;
+        if (c->hello_deadline > now) {
+            if (c->hello_deadline < next)
+                next = c->hello_deadline;
+            continue;
+        }
+        /* Overdue. A hello that arrived while the server thread was busy (a long handler)
+         * is still answered; only a connection with nothing to read is closed. */
+        char b;
+        if (recv(c->sock, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
+            do_hello(s, c);
+        else
+            qlab_srv_conn_kill(s, c);
+    }
+    return next;
 }
 
 /* Anything after the hello, or EOF, ends the client: it has no reason to write. */

@@ -66,9 +66,12 @@ static void on_event(void *ctx, const qlab_engine_event *ev)
 }
 
 /* The signal watcher: the handler (in whatever thread the kernel picks, OpenBLAS's own
- * included) only writes the signal number to a pipe; a thread reads it and cancels. */
+ * included) only writes the signal number to a pipe; a thread reads it and cancels. It
+ * lives from after the database is open until the experiment has ended, and every exit
+ * of qlab_cmd_run in between stops it (watch_stop restores the previous handlers). */
 struct watch {
     pthread_t thread;
+    int running;                /* thread started */
     pthread_mutex_t mu;
     qlab_engine *engine;        /* under mu */
     int64_t id;                 /* under mu: 0 until submitted */
@@ -76,8 +79,16 @@ struct watch {
     atomic_int done;
 };
 
+static struct watch g_watch = { .mu = PTHREAD_MUTEX_INITIALIZER };
 static int g_sigpipe[2] = { -1, -1 };
 static const int g_sigs[] = { SIGINT, SIGTERM, SIGHUP };
+static struct sigaction g_old[3];
+static int g_installed[3];
+
+static const char *sig_name(int sig)
+{
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGHUP";
+}
 
 static void on_signal(int sig)
 {
@@ -88,26 +99,11 @@ static void on_signal(int sig)
     errno = saved;
 }
 
-/* Installs the handler for the signals this process does not ignore (a shell starts
- * background jobs with SIGINT ignored: that stays so). Returns 0 or -errno. */
-static int watch_signals(void)
-{
-    if (pipe2(g_sigpipe, O_CLOEXEC | O_NONBLOCK) < 0)
-        return -errno;
-    for (size_t i = 0; i < sizeof(g_sigs) / sizeof(g_sigs[0]); i++) {
-        struct sigaction old, sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
-        sigemptyset(&sa.sa_mask);
-        if (sigaction(g_sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
-            sigaction(g_sigs[i], &sa, NULL);
-    }
-    return 0;
-}
-
 static void cancel_locked(struct watch *w)
 {
     qlab_err err = { 0 };
     fprintf(stderr, "\r\033[Kqlab: %s: cancelling experiment %lld; finished runs are kept "
-            "(again to quit at once)\n", strsignal(w->sig), (long long)w->id);
+            "(again to quit at once)\n", sig_name(w->sig), (long long)w->id);
     if (qlab_engine_cancel(w->engine, w->id, &err) < 0 && err.msg[0])
         fprintf(stderr, "qlab: %s\n", err.msg);
 }
@@ -134,6 +130,44 @@ static void *watch_main(void *arg)
         pthread_mutex_unlock(&w->mu);
     }
     return NULL;
+}
+
+static void watch_stop(void)
+{
+    for (size_t i = 0; i < sizeof(g_sigs) / sizeof(g_sigs[0]); i++)
+        if (g_installed[i]) {
+            sigaction(g_sigs[i], &g_old[i], NULL);
+            g_installed[i] = 0;
+        }
+    if (g_watch.running) {
+        atomic_store(&g_watch.done, 1);
+        pthread_join(g_watch.thread, NULL);
+        g_watch.running = 0;
+    }
+    for (int i = 0; i < 2; i++)
+        if (g_sigpipe[i] >= 0) {
+            close(g_sigpipe[i]);
+            g_sigpipe[i] = -1;
+        }
+}
+
+/* Takes over the signals this process does not ignore (a shell starts background jobs
+ * with SIGINT ignored: that stays so). Without a pipe or a thread, the defaults stay. */
+static void watch_start(void)
+{
+    if (pipe2(g_sigpipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        return;
+    if (pthread_create(&g_watch.thread, NULL, watch_main, &g_watch) != 0) {
+        watch_stop();
+        return;
+    }
+    g_watch.running = 1;
+    for (size_t i = 0; i < sizeof(g_sigs) / sizeof(g_sigs[0]); i++) {
+        struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(g_sigs[i], NULL, &g_old[i]) == 0 && g_old[i].sa_handler != SIG_IGN)
+            g_installed[i] = sigaction(g_sigs[i], &sa, NULL) == 0;
+    }
 }
 
 int qlab_cmd_run(int argc, char **argv)
@@ -195,8 +229,8 @@ int qlab_cmd_run(int argc, char **argv)
         fprintf(stderr, "qlab: %s: %s\n", path, err.msg[0] ? err.msg : strerror(-r));
         return 1;
     }
-    struct watch w = { .mu = PTHREAD_MUTEX_INITIALIZER };
-    int watching = watch_signals() == 0 && pthread_create(&w.thread, NULL, watch_main, &w) == 0;
+    struct watch *w = &g_watch;
+    watch_start();
 
     struct run_state st = { .quiet = quiet };
     pthread_mutex_init(&st.mu, NULL);
@@ -206,6 +240,7 @@ int qlab_cmd_run(int argc, char **argv)
     qlab_engine *e = NULL;
     r = qlab_engine_new(&e, s, &eo, &err);
     if (r < 0) {
+        watch_stop();
         fprintf(stderr, "qlab: %s\n", err.msg[0] ? err.msg : strerror(-r));
         qlab_store_close(s);
         return 1;
@@ -213,8 +248,9 @@ int qlab_cmd_run(int argc, char **argv)
     int64_t id = 0;
     r = qlab_engine_submit_file(e, file, &id, &err);
     if (r < 0) {
-        fprintf(stderr, "qlab: %s\n", err.msg[0] ? err.msg : strerror(-r));
         qlab_engine_free(e);
+        watch_stop();
+        fprintf(stderr, "qlab: %s\n", err.msg[0] ? err.msg : strerror(-r));
         qlab_store_close(s);
         return 1;
     }
@@ -223,18 +259,20 @@ int qlab_cmd_run(int argc, char **argv)
     pthread_mutex_unlock(&st.mu);
     if (!quiet)
         fprintf(stderr, "experiment %lld submitted from %s into %s\n", (long long)id, file, path);
-    pthread_mutex_lock(&w.mu);
-    w.engine = e;
-    w.id = id;
-    if (w.sig)                  /* a signal came during the submission */
-        cancel_locked(&w);
-    pthread_mutex_unlock(&w.mu);
+    pthread_mutex_lock(&w->mu);
+    w->engine = e;
+    w->id = id;
+    if (w->sig)                 /* a signal came during the submission */
+        cancel_locked(w);
+    pthread_mutex_unlock(&w->mu);
     qlab_engine_wait(e, id);
-    pthread_mutex_lock(&w.mu);
-    w.engine = NULL;            /* the watcher must not cancel through a freed engine */
-    w.id = 0;
-    int sig = w.sig;
-    pthread_mutex_unlock(&w.mu);
+    pthread_mutex_lock(&w->mu);
+    w->engine = NULL;           /* the watcher must not cancel through a freed engine */
+    w->id = 0;
+    int sig = w->sig;
+    pthread_mutex_unlock(&w->mu);
+    /* The experiment has ended: from here a signal has its default effect again. */
+    watch_stop();
     qlab_engine_free(e);
 
     qlab_experiment_row row = { 0 };
@@ -253,8 +291,5 @@ int qlab_cmd_run(int argc, char **argv)
         rc = qlab_print_frontier(s, id, format, stdout);
     qlab_store_close(s);
     pthread_mutex_destroy(&st.mu);
-    atomic_store(&w.done, 1);
-    if (watching)
-        pthread_join(w.thread, NULL);
     return sig ? 128 + sig : rc;
 }

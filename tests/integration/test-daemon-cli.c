@@ -328,7 +328,7 @@ static void test_run_interrupted(void **state)
                         "PRAGMA integrity_check\"", db), 0);
     assert_string_equal(out, "cancelled\n0\n1\n1\nok\n");
     sh(out, sizeof(out), "cat '%s'", errf);
-    assert_non_null(strstr(out, "Interrupt: cancelling experiment 1; finished runs are kept"));
+    assert_non_null(strstr(out, "qlab: SIGINT: cancelling experiment 1; finished runs are kept"));
 }
 
 int main(int argc, char **argv)

@@ -459,7 +459,6 @@ static void test_sigkill_reclaimed(void **state)
     qlab_shm_client_free(c);
 }
 
-/* The client learns of the daemon's death from the socket, in one clear error. */
 static int raw_connect(const char path[64])
 {
     struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -519,6 +518,7 @@ static void test_hello_timeout(void **state)
     rmdir(dir);
 }
 
+/* The client learns of the daemon's death from the socket, in one clear error. */
 static void test_daemon_death(void **state)
 {
     char dir[] = "/tmp/qlab-shm-death-XXXXXX", path[128];
