@@ -127,7 +127,7 @@ static void bias_relu_pool_nhwc(const float *restrict y, size_t n, const qlab_la
     }
 }
 
-/* col holds the im2col matrix followed by the padded input (qlab_nhwc_col_floats). */
+/* col holds the im2col matrix followed by the padded input (col_floats). */
 static void conv_nhwc(const float *in, size_t n, const qlab_layer *l, const float *wr,
                       const float *bias, float *out, float *col)
 {

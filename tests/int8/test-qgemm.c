@@ -145,8 +145,12 @@ static void test_threads(void **state)
     unsigned th = qlab_threads();
     qlab_set_threads(2);
     for (int isa = 1; isa <= (int)qlab_int8_isa_best(); isa++) {
-        /* above the 2^24 multiply-add serial threshold: row split, then panel split */
+        /* above the serial thresholds (2^24 multiply-adds, 2^27 for AMX with full tiles
+         * of rows): row split (two shapes: AMX's per-thread tile configurations, with
+         * and without a remainder tile of rows), then panel split */
         check_shape((qlab_int8_isa)isa, 301, 70, 1000, 0, 0, 3, 0);
+        check_shape((qlab_int8_isa)isa, 600, 300, 1000, 0, 0, 3, 0);
+        check_shape((qlab_int8_isa)isa, 601, 300, 1001, 3, 3, -7, 0);
         check_shape((qlab_int8_isa)isa, 3, 2100, 4000, 0, 0, -100, 1);
     }
     qlab_set_threads(th);
