@@ -63,12 +63,16 @@ void qlab_maxpool_hwc_u8(const uint8_t *in, size_t h, size_t w, size_t c, size_t
     size_t oh = (h - k) / stride + 1, ow = (w - k) / stride + 1;
     for (size_t oy = 0; oy < oh; oy++)
         for (size_t ox = 0; ox < ow; ox++, out += c) {
-            memcpy(out, in + (oy * stride * w + ox * stride) * c, c);
+            /* restrict: the output never overlaps the input, so the channel loop
+             * vectorises (byte max) instead of reloading out[] after every store */
+            uint8_t *restrict d = out;
+            memcpy(d, in + (oy * stride * w + ox * stride) * c, c);
             for (size_t ky = 0; ky < k; ky++)
                 for (size_t kx = 0; kx < k; kx++) {
-                    const uint8_t *p = in + ((oy * stride + ky) * w + ox * stride + kx) * c;
+                    const uint8_t *restrict p =
+                        in + ((oy * stride + ky) * w + ox * stride + kx) * c;
                     for (size_t ch = 0; ch < c; ch++)
-                        out[ch] = p[ch] > out[ch] ? p[ch] : out[ch];
+                        d[ch] = p[ch] > d[ch] ? p[ch] : d[ch];
                 }
         }
 }

@@ -329,11 +329,21 @@ static void run_range(void *vctx, size_t begin, size_t end, unsigned chunk)
     for (size_t s0 = begin; s0 < end; s0 += BATCH) {
         size_t n = end - s0 < BATCH ? end - s0 : BATCH;
         const uint8_t *src = c->ds->images + (c->first + s0) * m->in_size;
-        size_t hw = (size_t)m->in_h * m->in_w, ch = (size_t)m->in_c;
-        for (size_t s = 0; s < n; s++)      /* CHW pixels -> HWC codes */
-            for (size_t k = 0; k < hw; k++)
-                for (size_t q = 0; q < ch; q++)
-                    a[s * m->in_size + k * ch + q] = p->lut[src[s * m->in_size + q * hw + k]];
+        const size_t hw = (size_t)m->in_h * m->in_w, ch = (size_t)m->in_c;
+        const uint8_t *restrict lut = p->lut;
+        uint8_t *restrict dst = a;
+        if (ch == 1) {                      /* one channel: CHW is HWC */
+            for (size_t k = 0; k < n * hw; k++)
+                dst[k] = lut[src[k]];
+        } else {
+            for (size_t s = 0; s < n; s++)  /* CHW pixels -> HWC codes */
+                for (size_t q = 0; q < ch; q++) {
+                    const uint8_t *restrict sp = src + s * m->in_size + q * hw;
+                    uint8_t *restrict dp = dst + s * m->in_size + q;
+                    for (size_t k = 0; k < hw; k++)
+                        dp[k * ch] = lut[sp[k]];
+                }
+        }
         uint8_t *y = run_batch(p, a, b, col, padded, n, c->capture, s0, &c->err[chunk]);
         if (!y)
             goto out;
