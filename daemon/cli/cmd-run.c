@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "progress.h"
@@ -170,6 +171,36 @@ static void watch_start(void)
     }
 }
 
+/* One writer per database (daemon/store/schema.sql). qlabd holds DB.lock exclusively for
+ * its life; each `qlab run` holds it shared, so several can share a database but qlabd
+ * cannot start under them (it would requeue their live runs) nor they under it. A `qlab
+ * run` that gets the lock exclusively, however briefly, is the only writer alive: runs
+ * left 'running' belong to a writer that died (kill -9, a crash) and go back to pending.
+ * Returns the lock's descriptor (kept open: closing it releases the lock) or -1 after
+ * saying why; *alone says whether it was exclusive at first. */
+static int take_lock(const char *db, int *alone)
+{
+    char lockpath[4200];
+    snprintf(lockpath, sizeof(lockpath), "%s.lock", db);
+    int fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "qlab: %s: %s\n", lockpath, strerror(errno));
+        return -1;
+    }
+    *alone = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    if (*alone || flock(fd, LOCK_SH | LOCK_NB) == 0)
+        return fd;
+    char pid[32] = "";
+    ssize_t k = pread(fd, pid, sizeof(pid) - 1, 0);
+    pid[k > 0 ? k : 0] = '\0';
+    pid[strcspn(pid, "\n")] = '\0';
+    fprintf(stderr, "qlab: %s is served by qlabd%s%s%s: submit to it with "
+            "`qlab submit FILE --wait`, or give `qlab run` another --db\n", db,
+            pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
+    close(fd);
+    return -1;
+}
+
 int qlab_cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -196,7 +227,10 @@ int qlab_cmd_run(int argc, char **argv)
                    "(default ./qlab.db), showing progress, then prints its frontier.\n"
                    "Ctrl-C (or SIGTERM, SIGHUP) cancels the experiment: runs in flight\n"
                    "finish, finished runs are kept, the exit status is 128 + the signal;\n"
-                   "a second Ctrl-C quits at once.\n");
+                   "a second Ctrl-C quits at once.\n"
+                   "A database has one writer: several `qlab run`s may share one, a qlabd\n"
+                   "may not (use `qlab submit` there). Runs left running by a writer that\n"
+                   "died are put back to pending when a `qlab run` finds itself alone.\n");
             return 0;
         default:
             return 2;
@@ -223,11 +257,33 @@ int qlab_cmd_run(int argc, char **argv)
         workers = x->workers;   /* the file's `workers:`, else one per core */
     qlab_experiment_free(x);
 
+    int alone = 0, lockfd = take_lock(path, &alone);
+    if (lockfd < 0)
+        return 1;
     qlab_store *s = NULL;
     r = qlab_store_open(&s, path, 0, &err);
     if (r < 0) {
         fprintf(stderr, "qlab: %s: %s\n", path, err.msg[0] ? err.msg : strerror(-r));
+        close(lockfd);
         return 1;
+    }
+    if (alone) {
+        r = qlab_store_requeue_running(s, &err);
+        if (r > 0)
+            fprintf(stderr, "qlab: %d run%s left running by a qlab run or qlabd that died %s "
+                    "pending again; `qlabd --db %s` finishes their experiments\n", r,
+                    r == 1 ? "" : "s", r == 1 ? "is" : "are", path);
+        else if (r < 0)
+            fprintf(stderr, "qlab: %s\n", err.msg);
+        /* shared from now on, so other `qlab run`s may join (not atomic: a qlabd that
+         * takes the lock in between wins, and this run stops) */
+        if (flock(lockfd, LOCK_SH | LOCK_NB) < 0) {
+            fprintf(stderr, "qlab: a qlabd started on %s meanwhile: submit to it with "
+                    "`qlab submit FILE --wait`\n", path);
+            qlab_store_close(s);
+            close(lockfd);
+            return 1;
+        }
     }
     struct watch *w = &g_watch;
     watch_start();
@@ -243,6 +299,7 @@ int qlab_cmd_run(int argc, char **argv)
         watch_stop();
         fprintf(stderr, "qlab: %s\n", err.msg[0] ? err.msg : strerror(-r));
         qlab_store_close(s);
+        close(lockfd);
         return 1;
     }
     int64_t id = 0;
@@ -252,6 +309,7 @@ int qlab_cmd_run(int argc, char **argv)
         watch_stop();
         fprintf(stderr, "qlab: %s\n", err.msg[0] ? err.msg : strerror(-r));
         qlab_store_close(s);
+        close(lockfd);
         return 1;
     }
     pthread_mutex_lock(&st.mu);
@@ -290,6 +348,7 @@ int qlab_cmd_run(int argc, char **argv)
     if (rc == 0)
         rc = qlab_print_frontier(s, id, format, stdout);
     qlab_store_close(s);
+    close(lockfd);
     pthread_mutex_destroy(&st.mu);
     return sig ? 128 + sig : rc;
 }

@@ -4,7 +4,8 @@
  * Recovery: everything the daemon must remember is in the database. At start, runs left
  * 'running' by a previous daemon (killed, crashed, power cut) go back to 'pending' and the
  * workers pick them up; finished runs were committed one transaction each, so none is lost
- * or redone. One daemon per database: an flock on DB.lock.
+ * or redone. One writer per database: qlabd holds an exclusive flock on DB.lock, each
+ * `qlab run` a shared one (cmd-run.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -219,8 +220,13 @@ int main(int argc, char **argv)
             pid[k > 0 ? k : 0] = '\0';
             pid[strcspn(pid, "\n")] = '\0';
         }
-        fprintf(stderr, "qlabd: %s is already served by another qlabd%s%s%s\n", d.db_path,
-                pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
+        /* a shared holder is `qlab run` (cmd-run.c), which writes no pid */
+        if (lockfd >= 0 && flock(lockfd, LOCK_SH | LOCK_NB) == 0)
+            fprintf(stderr, "qlabd: `qlab run` is writing %s: start qlabd when it has "
+                    "finished\n", d.db_path);
+        else
+            fprintf(stderr, "qlabd: %s is already served by another qlabd%s%s%s\n",
+                    d.db_path, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
         return 1;
     }
 

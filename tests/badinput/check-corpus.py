@@ -83,8 +83,10 @@ def main():
                 if command == 'runfail' and any(s[0] != 'failed' for s in exps):
                     problems.append('experiment stored with status %s, want failed'
                                     % ', '.join(s[0] for s in exps))
+            # the database's own files, and its writer lock (qlabd and `qlab run` hold
+            # qlab.db.lock while they write; it has no content of theirs)
             extra = sorted(set(os.listdir(tmp)) - {'qlab.db', 'qlab.db-wal', 'qlab.db-shm',
-                                                   'qlab.db-journal'})
+                                                   'qlab.db-journal', 'qlab.db.lock'})
             if extra:
                 problems.append('files written beside the database: %s' % ', '.join(extra))
         if not problems:

@@ -92,7 +92,10 @@ static void start_daemon(void)
               "--log", logpath, "--socket", sockpath, (char *)NULL);
         _exit(127);
     }
-    wait_log(" serving ");
+    /* this daemon's own start line: the log also holds earlier daemons' */
+    char needle[64];
+    snprintf(needle, sizeof(needle), "qlabd[%d]: qlabd ", (int)daemon_pid);
+    wait_log(needle);
 }
 
 static void stop_daemon(void)
@@ -331,6 +334,66 @@ static void test_run_interrupted(void **state)
     assert_non_null(strstr(out, "qlab: SIGINT: cancelling experiment 1; finished runs are kept"));
 }
 
+static int db_count(const char *db, const char *status)
+{
+    char out[256];
+    if (sh(out, sizeof(out), "sqlite3 '%s' \"SELECT count(*) FROM runs WHERE status = '%s'\" "
+           "2>/dev/null", db, status) != 0)
+        return -1;
+    return atoi(out);
+}
+
+/* One writer per database: qlabd refuses to start under a `qlab run`, `qlab run` refuses
+ * under a qlabd (naming the way out), and runs a SIGKILLed `qlab run` left 'running' are
+ * pending again at the next `qlab run`, which says so. */
+static void test_run_single_writer(void **state)
+{
+    (void)state;
+    char db[600], y[600], out[4096];
+    snprintf(db, sizeof(db), "%s/orphan.db", tmpdir);
+    snprintf(y, sizeof(y), "%s/long.yaml", tmpdir);
+    pid_t c = fork();
+    assert_true(c >= 0);
+    if (c == 0) {
+        int nul = open("/dev/null", O_WRONLY);
+        dup2(nul, 1);
+        dup2(nul, 2);
+        execl(qlab_path, qlab_path, "run", y, "--db", db, "--workers", "2", (char *)NULL);
+        _exit(127);
+    }
+    int done = 0;
+    for (int t = 0; t < 600 && done < 3; t++) {
+        sleep_ms(50);
+        done = db_count(db, "done");
+    }
+    assert_true(done >= 3);
+    int rc = sh(out, sizeof(out), "%s --db '%s' --foreground --socket '%s/orphan.sock' 2>&1",
+                qlabd_path, db, tmpdir);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(out, "`qlab run` is writing"));
+    kill(c, SIGKILL);
+    waitpid(c, NULL, 0);
+    if (db_count(db, "running") == 0) /* killed between two runs: make one look interrupted */
+        assert_int_equal(sh(out, sizeof(out), "sqlite3 '%s' \"UPDATE runs SET status = "
+                            "'running' WHERE id = (SELECT min(id) FROM runs WHERE status = "
+                            "'pending')\"", db), 0);
+    assert_true(db_count(db, "running") > 0);
+
+    rc = sh(out, sizeof(out), "%s run '%s/small.yaml' --db '%s' --quiet 2>&1", qlab_path,
+            tmpdir, db);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "left running by a qlab run or qlabd that died"));
+    assert_int_equal(db_count(db, "running"), 0);
+
+    start_daemon();
+    rc = sh(out, sizeof(out), "%s run '%s/small.yaml' --db '%s' 2>&1", qlab_path, tmpdir,
+            dbpath);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(out, "is served by qlabd (pid "));
+    assert_non_null(strstr(out, "qlab submit FILE --wait"));
+    stop_daemon();
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -344,6 +407,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_submit_wait_and_commands),
         cmocka_unit_test(test_client_sigkill_reclaimed),
         cmocka_unit_test(test_run_interrupted),
+        cmocka_unit_test(test_run_single_writer),
     };
     return cmocka_run_group_tests_name("daemon-cli", tests, setup, teardown);
 }
