@@ -211,6 +211,11 @@ void qlab_nhwc_clear(qlab_nhwc *f)
     if (f->wr)
         for (size_t i = 0; i < f->m->nlayers; i++)
             free(f->wr[i]);
+    if (f->wperm)
+        for (size_t i = 0; i < f->m->nlayers; i++)
+            free(f->wperm[i]);
+    free(f->wperm);
+    f->wperm = NULL;
     if (f->plan)
         for (size_t i = 0; i < f->m->nlayers; i++)
             qlab_conv_plan_clear(&f->plan[i]);
@@ -262,6 +267,42 @@ static int prepare_direct(qlab_nhwc *f)
     return 0;
 }
 
+/* Follows the walk's layout (qlab_run_layers_nhwc): where a flatten would transpose an
+ * NHWC activation into PyTorch's c*H*W + h*W + w order for the linear layer after it,
+ * that layer's columns are permuted once instead, from c*HW + p to p*C + c. */
+static int prepare_flatten(qlab_nhwc *f)
+{
+    const qlab_model *m = f->m;
+    f->wperm = calloc(m->nlayers, sizeof *f->wperm);
+    if (!f->wperm)
+        return -ENOMEM;
+    int nhwc = f->conv && f->seg_end > 0;
+    for (size_t i = f->conv ? f->seg_end : 0; i < m->nlayers; i++) {
+        const qlab_layer *l = &m->layers[i];
+        const size_t hw = (size_t)l->in_h * l->in_w, c = (size_t)l->in_c;
+        if (l->kind == QLAB_LAYER_CONV2D) {
+            nhwc = 1;
+        } else if (l->kind == QLAB_LAYER_FLATTEN || l->kind == QLAB_LAYER_LINEAR) {
+            if (l->kind == QLAB_LAYER_FLATTEN && nhwc && c > 1 && hw > 1 &&
+                i + 1 < m->nlayers && m->layers[i + 1].kind == QLAB_LAYER_LINEAR) {
+                const qlab_layer *lin = &m->layers[i + 1];
+                const size_t rows = (size_t)lin->rows, cols = (size_t)lin->cols;
+                const float *w = f->wt[i + 1];
+                float *d = malloc(rows * cols * sizeof *d);
+                if (!d)
+                    return -ENOMEM;
+                for (size_t o = 0; o < rows; o++)
+                    for (size_t ch = 0; ch < c; ch++)
+                        for (size_t p = 0; p < hw; p++)
+                            d[o * cols + p * c + ch] = w[o * cols + ch * hw + p];
+                f->wperm[i + 1] = d;
+            }
+            nhwc = 0;
+        }
+    }
+    return 0;
+}
+
 int qlab_nhwc_prepare(qlab_nhwc *f, const qlab_model *m, const float *const *weights)
 {
     memset(f, 0, sizeof *f);
@@ -289,6 +330,8 @@ int qlab_nhwc_prepare(qlab_nhwc *f, const qlab_model *m, const float *const *wei
                 r = -ENOMEM;
         }
     }
+    if (r == 0)
+        r = prepare_flatten(f);
     if (r < 0)
         qlab_nhwc_clear(f);
     return r;
@@ -391,15 +434,16 @@ float *qlab_run_layers_nhwc(const qlab_nhwc *f, float *act0, float *act1, float 
                 qlab_maxpool2d_f32(cur, n, l->in_c, l->in_h, l->in_w, l->kernel, l->stride, nxt);
             break;
         case QLAB_LAYER_FLATTEN:
-            if (nhwc && l->in_c > 1 && hw > 1)
+            if (nhwc && l->in_c > 1 && hw > 1 && !(i + 1 < m->nlayers && f->wperm[i + 1]))
                 transpose_samples(cur, n, hw, (size_t)l->in_c, nxt);
             else
-                swap = 0;
+                swap = 0;   /* already in order, or the next layer's columns are permuted */
             nhwc = 0;
             break;
         case QLAB_LAYER_LINEAR:
             /* build_layers admits linear only on flat or 1x1 inputs: layouts agree */
-            qlab_linear_f32(cur, n, l->cols, f->wt[i], bias, l->rows, nxt);
+            qlab_linear_f32(cur, n, l->cols, f->wperm[i] ? f->wperm[i] : f->wt[i], bias,
+                            l->rows, nxt);
             nhwc = 0;
             break;
         default:

@@ -68,6 +68,9 @@ typedef struct qlab_nhwc {
     const qlab_model *m;
     const float **wt;           /* per layer: the weights in use */
     float **wr;                 /* per layer: conv weights as [out, kh, kw, C] (BLAS level) */
+    float **wperm;              /* per layer: a linear layer's weights with their columns in
+                                 * channels-last order, when it follows the flatten of an
+                                 * NHWC activation (that flatten then moves nothing) */
     qlab_conv_plan *plan;       /* per layer: direct-kernel plans (direct levels) */
     qlab_conv_fn conv;          /* the direct kernel, NULL at the BLAS level */
     size_t seg_end;             /* layers [0, seg_end) run sample by sample (direct) */
