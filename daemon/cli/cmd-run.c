@@ -19,6 +19,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "db-lock.h"
 #include "progress.h"
 #include "qlab-cli.h"
 #include "qlab-engine.h"
@@ -190,10 +191,8 @@ static int take_lock(const char *db, int *alone)
     *alone = flock(fd, LOCK_EX | LOCK_NB) == 0;
     if (*alone || flock(fd, LOCK_SH | LOCK_NB) == 0)
         return fd;
-    char pid[32] = "";
-    ssize_t k = pread(fd, pid, sizeof(pid) - 1, 0);
-    pid[k > 0 ? k : 0] = '\0';
-    pid[strcspn(pid, "\n")] = '\0';
+    char pid[32];
+    qlab_db_lock_pid(fd, pid, sizeof(pid));
     fprintf(stderr, "qlab: %s is served by qlabd%s%s%s: submit to it with "
             "`qlab submit FILE --wait`, or give `qlab run` another --db\n", db,
             pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");

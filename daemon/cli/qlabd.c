@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "db-lock.h"
 #include "qlab-config.h"
 #include "qlab-engine.h"
 #include "qlab-int8.h"
@@ -215,11 +216,8 @@ int main(int argc, char **argv)
     int lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
         char pid[32] = "";
-        if (lockfd >= 0) {
-            ssize_t k = pread(lockfd, pid, sizeof(pid) - 1, 0);
-            pid[k > 0 ? k : 0] = '\0';
-            pid[strcspn(pid, "\n")] = '\0';
-        }
+        if (lockfd >= 0)
+            qlab_db_lock_pid(lockfd, pid, sizeof(pid));
         /* a shared holder is `qlab run` (cmd-run.c), which writes no pid */
         if (lockfd >= 0 && flock(lockfd, LOCK_SH | LOCK_NB) == 0)
             fprintf(stderr, "qlabd: `qlab run` is writing %s: start qlabd when it has "

@@ -34,7 +34,11 @@ static unsigned detect(void)
     if (__get_cpuid_max(0, NULL) < 7)
         return 0;
     __cpuid_count(7, 0, a, b, c, d);
-    return (b & (1u << 5)) ? QLAB_CPU_FLAG_AVX2 : 0;
+    if (!(b & (1u << 5)))
+        return 0;
+    /* AVX512F (CPUID.7.EBX[16]) with XCR0 bits 5-7 (opmask, ZMM upper halves, ZMM16-31) */
+    return QLAB_CPU_FLAG_AVX2 |
+           ((b & (1u << 16)) && (xgetbv0() & 0xE6) == 0xE6 ? QLAB_CPU_FLAG_AVX512 : 0);
 }
 #else
 static unsigned detect(void)
@@ -53,7 +57,7 @@ static void init_flags(void)
     const char *s = getenv("QLAB_CPU");
     if (s && !strcmp(s, "scalar"))
         g_flags = 0;
-    else if (s && !strcmp(s, "avx2"))
+    else if (s && (!strcmp(s, "avx2") || !strcmp(s, "avxvnni")))
         g_flags &= QLAB_CPU_FLAG_AVX2;
 }
 

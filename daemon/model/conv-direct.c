@@ -37,7 +37,7 @@ typedef __m512 V;
 #define FN(name) name##_avx512
 /* accumulator tile widths per NV (index NV): T x NV <= 24 of 32 zmm registers */
 static const int tmax[5] = {0, 16, 12, 8, 6};
-#define NVBLOCK 4       /* vectors of output channels per block */
+#define NVMAX 4         /* vectors of output channels per block */
 #elif QLAB_CONV_VW == 8
 typedef __m256 V;
 #define VW 8
@@ -53,13 +53,13 @@ typedef __m256 V;
 #define FN(name) name##_avx2
 /* T x NV <= 12 of 16 ymm registers, leaving room for NV weight vectors and a broadcast
  * (wider blocks, NV 3 or 4, would spill under clang, which keeps the weights in registers) */
-static const int tmax[5] = {0, 12, 6, 4, 3};
-#define NVBLOCK 2
+static const int tmax[3] = {0, 12, 6};
+#define NVMAX 2
 #else
 #error "QLAB_CONV_VW must be 8 or 16"
 #endif
 
-enum { NVMAX = 4, TMAX = 16 };
+enum { TMAX = 16 };
 
 /* Full unrolling of the loops over T and NV (constants once tile() is inlined), so that the
  * accumulators live in registers: GCC and clang spell the pragma differently. */
@@ -143,15 +143,20 @@ typedef void (*tile_fn)(const tile_args *a);
     TILE_FN(NV, 16)
 TILE_ROW(1)
 TILE_ROW(2)
+#if NVMAX == 4
 TILE_ROW(3)
 TILE_ROW(4)
+#endif
 #define TILE_TAB(NV)                                                                       \
     {NULL,          tile_##NV##_1,  tile_##NV##_2,  tile_##NV##_3,  tile_##NV##_4,        \
      tile_##NV##_5, tile_##NV##_6,  tile_##NV##_7,  tile_##NV##_8,  tile_##NV##_9,        \
      tile_##NV##_10, tile_##NV##_11, tile_##NV##_12, tile_##NV##_13, tile_##NV##_14,      \
      tile_##NV##_15, tile_##NV##_16}
 static const tile_fn tiles[NVMAX + 1][TMAX + 1] = {
-    {NULL}, TILE_TAB(1), TILE_TAB(2), TILE_TAB(3), TILE_TAB(4),
+    {NULL}, TILE_TAB(1), TILE_TAB(2),
+#if NVMAX == 4
+    TILE_TAB(3), TILE_TAB(4),
+#endif
 };
 
 /* Max pooling (after the fused relu) of y [h][w][op] into out [oh][ow][o]; NaN wins, as in
@@ -197,8 +202,8 @@ void FN(qlab_conv_direct)(const qlab_conv_plan *p, const float *in, float *out, 
     };
     for (int oy = 0; oy < p->oh; oy++) {
         const float *row = in + (size_t)oy * p->stride * prow;
-        for (int v0 = 0; v0 < nvec; v0 += NVBLOCK) {
-            const int nv = nvec - v0 < NVBLOCK ? nvec - v0 : NVBLOCK;
+        for (int v0 = 0; v0 < nvec; v0 += NVMAX) {
+            const int nv = nvec - v0 < NVMAX ? nvec - v0 : NVMAX;
             const int tm = tmax[nv];
             const int ntiles = (p->ow + tm - 1) / tm;
             const int base = p->ow / ntiles, extra = p->ow % ntiles;

@@ -1,20 +1,17 @@
 /* conv.c — which FP32 convolution kernel runs, and the plans the direct kernels take.
  *
- * Levels: BLAS (im2col + OpenBLAS sgemm, everywhere), AVX2 (AVX2 + FMA + the OS saving YMM
- * state: CPUID.1.ECX FMA/AVX/OSXSAVE, CPUID.7.EBX[5], XCR0 bits 1-2) and AVX-512
- * (AVX512F, CPUID.7.EBX[16], and the opmask/ZMM state, XCR0 bits 5-7), read once.
- * QLAB_CPU caps the level with the names the other kernels use: "scalar" -> BLAS,
- * "avx2" / "avxvnni" -> AVX2. */
+ * Levels: BLAS (im2col + OpenBLAS sgemm, everywhere), AVX2 and AVX-512, from the core's
+ * CPU flags (daemon/core/cpu.c: cpuid + xgetbv, read once). QLAB_CPU caps the level with
+ * the names the other kernels use: "scalar" -> BLAS, "avx2" / "avxvnni" -> AVX2. */
 #include "model-private.h"
+
+#include "cpu-private.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#endif
 
 static const char *const level_names[QLAB_CONV_LEVELS] = {
     [QLAB_CONV_BLAS] = "blas",
@@ -27,50 +24,28 @@ static qlab_conv_level g_best = QLAB_CONV_BLAS;
 static int g_forced = -1;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
-#if defined(__x86_64__) || defined(__i386__)
-static unsigned long long xgetbv0(void)
-{
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return ((unsigned long long)hi << 32) | lo;
-}
-#endif
-
-static unsigned detect(void)
+/* Levels from the core's CPU flags: detected ones for "supported", the QLAB_CPU-capped
+ * ones for the default. */
+static unsigned levels(unsigned flags)
 {
     unsigned set = 1u << QLAB_CONV_BLAS;
-#if defined(__x86_64__) || defined(__i386__)
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d))
-        return set;
-    const unsigned need1 = bit_OSXSAVE | bit_AVX | bit_FMA;
-    if ((c & need1) != need1)
-        return set;
-    const unsigned long long xcr0 = xgetbv0();
-    if ((xcr0 & 6) != 6 || !__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & bit_AVX2))
-        return set;
 #ifdef QLAB_CONV_HAVE_AVX2
-    set |= 1u << QLAB_CONV_AVX2;
+    if (flags & QLAB_CPU_FLAG_AVX2)
+        set |= 1u << QLAB_CONV_AVX2;
 #endif
 #ifdef QLAB_CONV_HAVE_AVX512
-    if ((xcr0 & 0xE6) == 0xE6 && (b & bit_AVX512F))
+    if ((flags & QLAB_CPU_FLAG_AVX2) && (flags & QLAB_CPU_FLAG_AVX512))
         set |= 1u << QLAB_CONV_AVX512;
-#endif
 #endif
     return set;
 }
 
 static void init(void)
 {
-    g_hw = detect();
-    int cap = QLAB_CONV_LEVELS - 1;
-    const char *env = getenv("QLAB_CPU");
-    if (env && (!strcmp(env, "scalar") || !strcmp(env, "blas")))
-        cap = QLAB_CONV_BLAS;
-    else if (env && (!strcmp(env, "avx2") || !strcmp(env, "avxvnni")))
-        cap = QLAB_CONV_AVX2;
-    for (int i = 0; i <= cap; i++)
-        if (g_hw & (1u << i))
+    g_hw = levels(qlab_cpu_flags_detected());
+    const unsigned capped = levels(qlab_cpu_flags());
+    for (int i = 0; i < QLAB_CONV_LEVELS; i++)
+        if (capped & (1u << i))
             g_best = (qlab_conv_level)i;
 }
 

@@ -457,11 +457,6 @@ float *qlab_run_layers_nhwc(const qlab_nhwc *f, float *act0, float *act1, float 
             nxt = t;
         }
     }
-    /* a model that ends on a spatial layer returns it in PyTorch's NCHW order */
-    const qlab_layer *last = &m->layers[m->nlayers - 1];
-    if (nhwc && last->out_c > 1 && (size_t)last->out_h * last->out_w > 1) {
-        transpose_samples(cur, n, (size_t)last->out_h * last->out_w, (size_t)last->out_c, nxt);
-        cur = nxt;
-    }
+    /* build_layers requires a flat last layer, so the logits are in order */
     return cur;
 }

@@ -291,6 +291,15 @@ static void test_client_sigkill_reclaimed(void **state)
     assert_non_null(strstr(text, "qlab: lost qlabd"));
 }
 
+static int db_count(const char *db, const char *status)
+{
+    char out[256];
+    if (sh(out, sizeof(out), "sqlite3 '%s' \"SELECT count(*) FROM runs WHERE status = '%s'\" "
+           "2>/dev/null", db, status) != 0)
+        return -1;
+    return atoi(out);
+}
+
 /* Ctrl-C on `qlab run` (no daemon): the experiment is cancelled, not left 'running'; the
  * runs that finished stay, nothing is pending or running, the exit status is 130. */
 static void test_run_interrupted(void **state)
@@ -314,9 +323,7 @@ static void test_run_interrupted(void **state)
     int done = 0;
     for (int t = 0; t < 600 && done < 3; t++) {
         sleep_ms(50);
-        if (sh(out, sizeof(out), "sqlite3 '%s' \"SELECT count(*) FROM runs WHERE status = "
-               "'done'\" 2>/dev/null", db) == 0)
-            done = atoi(out);
+        done = db_count(db, "done");
     }
     assert_true(done >= 3);
     kill(c, SIGINT);
@@ -332,15 +339,6 @@ static void test_run_interrupted(void **state)
     assert_string_equal(out, "cancelled\n0\n1\n1\nok\n");
     sh(out, sizeof(out), "cat '%s'", errf);
     assert_non_null(strstr(out, "qlab: SIGINT: cancelling experiment 1; finished runs are kept"));
-}
-
-static int db_count(const char *db, const char *status)
-{
-    char out[256];
-    if (sh(out, sizeof(out), "sqlite3 '%s' \"SELECT count(*) FROM runs WHERE status = '%s'\" "
-           "2>/dev/null", db, status) != 0)
-        return -1;
-    return atoi(out);
 }
 
 /* One writer per database: qlabd refuses to start under a `qlab run`, `qlab run` refuses
