@@ -94,17 +94,13 @@ static void im2col_nhwc(const float *restrict in, size_t n, int c, int ph, int p
     }
 }
 
-/* conv -> relu -> maxpool fused after the sgemm: relu(max_window(y) + bias) equals
- * max_window(relu(y + bias)) because the bias is constant per channel and relu is
- * monotonic (NaN propagates through both), so the full-resolution bias and relu passes
- * are skipped. y: conv output [n, oh, ow, c] without bias; out: [n, ph, pw, c]. */
-static void bias_relu_pool_nhwc(const float *restrict y, size_t n, const qlab_layer *pool,
-                                const float *restrict bias, float *restrict out)
+static void maxpool_nhwc(const float *restrict in, size_t n, const qlab_layer *l,
+                         float *restrict out)
 {
-    const int c = pool->in_c, h = pool->in_h, w = pool->in_w, k = pool->kernel;
-    const int s = pool->stride, oh = pool->out_h, ow = pool->out_w;
+    const int c = l->in_c, h = l->in_h, w = l->in_w, k = l->kernel, s = l->stride;
+    const int oh = l->out_h, ow = l->out_w;
     for (size_t b = 0; b < n; b++) {
-        const float *src = y + b * (size_t)h * w * c;
+        const float *src = in + b * (size_t)h * w * c;
         for (int oy = 0; oy < oh; oy++) {
             for (int ox = 0; ox < ow; ox++) {
                 float *restrict d = out + ((b * oh + oy) * (size_t)ow + ox) * c;
@@ -118,11 +114,25 @@ static void bias_relu_pool_nhwc(const float *restrict y, size_t n, const qlab_la
                             d[ci] = qlab_max_nan(d[ci], p[ci]);
                     }
                 }
-                for (int ci = 0; ci < c; ci++) {
-                    const float v = d[ci] + (bias ? bias[ci] : 0.0f);
-                    d[ci] = v < 0.0f ? 0.0f : v;
-                }
             }
+        }
+    }
+}
+
+/* conv -> relu -> maxpool after the sgemm: relu(max_window(y) + bias) equals
+ * max_window(relu(y + bias)) because the bias is constant per channel and relu is
+ * monotonic (NaN propagates through both), so bias and relu run on the pooled output,
+ * a quarter of the size. y: conv output [n, oh, ow, c] without bias; out: [n, ph, pw, c]. */
+static void bias_relu_pool_nhwc(const float *restrict y, size_t n, const qlab_layer *pool,
+                                const float *restrict bias, float *restrict out)
+{
+    maxpool_nhwc(y, n, pool, out);
+    const size_t c = (size_t)pool->in_c, pix = n * (size_t)pool->out_h * pool->out_w;
+    for (size_t p = 0; p < pix; p++) {
+        float *restrict d = out + p * c;
+        for (size_t ci = 0; ci < c; ci++) {
+            const float v = d[ci] + (bias ? bias[ci] : 0.0f);
+            d[ci] = v < 0.0f ? 0.0f : v;
         }
     }
 }
@@ -148,31 +158,6 @@ static void conv_nhwc(const float *in, size_t n, const qlab_layer *l, const floa
             float *restrict y = out + r * o;
             for (int j = 0; j < o; j++)
                 y[j] += bias[j];
-        }
-    }
-}
-
-static void maxpool_nhwc(const float *restrict in, size_t n, const qlab_layer *l,
-                         float *restrict out)
-{
-    const int c = l->in_c, h = l->in_h, w = l->in_w, k = l->kernel, s = l->stride;
-    const int oh = l->out_h, ow = l->out_w;
-    for (size_t b = 0; b < n; b++) {
-        const float *src = in + b * (size_t)h * w * c;
-        for (int oy = 0; oy < oh; oy++) {
-            for (int ox = 0; ox < ow; ox++) {
-                float *restrict d = out + ((b * oh + oy) * (size_t)ow + ox) * c;
-                const float *restrict s0 = src + ((size_t)oy * s * w + (size_t)ox * s) * c;
-                for (int ci = 0; ci < c; ci++)
-                    d[ci] = s0[ci];
-                for (int ki = 0; ki < k; ki++) {
-                    for (int kj = 0; kj < k; kj++) {
-                        const float *restrict p = s0 + ((size_t)ki * w + kj) * c;
-                        for (int ci = 0; ci < c; ci++)
-                            d[ci] = qlab_max_nan(d[ci], p[ci]);
-                    }
-                }
-            }
         }
     }
 }
